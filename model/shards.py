@@ -1,0 +1,49 @@
+"""Reading a build's tables as Hugging Face ``datasets`` (offline, no custom loader), checked against the
+manifest: the schema version must match and the row counts must be the manifest's."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from schemas import SCHEMA_VERSION, SCHEMA_VERSION_KEY
+
+__all__ = ["ShardMismatch", "load_manifest", "load_table"]
+
+
+class ShardMismatch(RuntimeError):
+    pass
+
+
+def load_manifest(out: str | Path) -> dict:
+    path = Path(out) / "manifest.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{out} has no manifest.json: the build is not finished (rerun `movid build`)")
+    return json.loads(path.read_text())
+
+
+def load_table(out: str | Path, table: str, cache_dir: str | Path | None = None):
+    """``datasets.DatasetDict`` of ``table`` (one entry per split), verified against the manifest."""
+    import datasets
+
+    out = Path(out)
+    manifest = load_manifest(out)
+    if manifest["schema_version"] != SCHEMA_VERSION:
+        raise ShardMismatch(f"{out}: schema {manifest['schema_version']}, this movid reads {SCHEMA_VERSION}")
+    files = sorted((out / table).rglob("*.parquet"))
+    if not files:
+        raise ShardMismatch(f"{out}/{table}: no shards")
+    version = pq.read_schema(files[0]).metadata.get(SCHEMA_VERSION_KEY, b"").decode()
+    if version != SCHEMA_VERSION:
+        raise ShardMismatch(f"{files[0]}: schema version {version!r} in the footer, expected {SCHEMA_VERSION}")
+    dd = datasets.load_dataset("parquet", data_dir=str(out / table), cache_dir=str(cache_dir) if cache_dir else None)
+    expected = manifest["counts"][table]
+    # datasets infers split names from folder names and calls HumanML3D's "val" "validation".
+    got = {("val" if split == "validation" else split): len(ds) for split, ds in dd.items()}
+    if table == "quarantine":  # a flat folder: datasets names its one split "train"
+        got = {"all": sum(got.values())}
+    if got != expected:
+        raise ShardMismatch(f"{out}/{table}: datasets sees {got} rows, the manifest says {expected}")
+    return dd

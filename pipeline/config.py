@@ -1,0 +1,245 @@
+"""movid's one typed config tree: dataclasses with defaults (the embedded defaults), loaded from YAML and
+overridden with dotted ``--set key=value``; every error names the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+__all__ = [
+    "BuildConfig",
+    "ConfigError",
+    "SOURCE_KINDS",
+    "SourceSpec",
+    "config_hash",
+    "config_to_dict",
+    "load_config",
+    "parse_source",
+]
+
+SOURCE_KINDS = ("humanml3d", "amass", "motionx", "video")
+SUPPORTED_SOURCE_KINDS = ("humanml3d",)
+
+
+class ConfigError(ValueError):
+    """A config problem found before any work starts; the message names the key or path."""
+
+
+@dataclass
+class SourceSpec:
+    kind: str = "humanml3d"
+    path: str = ""
+
+
+@dataclass
+class RayConfig:
+    address: str | None = None  # None: start a local Ray; "auto" or "ray://host:10001": join a cluster
+    num_cpus: int | None = None  # local Ray only; None = all cores
+    object_store_memory: int | None = 256 * 1024**2  # local Ray only; the pipeline passes no big objects
+    max_retries: int = 3  # re-runs of a unit whose worker process died (data errors are never retried)
+    max_in_flight: int | None = None  # units submitted at once; None = 2 × cluster CPUs
+
+
+@dataclass
+class PlanConfig:
+    unit_size: int = 256  # source clips per work unit
+
+
+@dataclass
+class IngestConfig:
+    fps: float = 20.0
+    min_frames: int = 40  # HumanML3D trains on clips of 40–196 frames
+    max_frames: int = 196
+    subclips: bool = True  # a caption with a time span yields its own sub-clip row, as HumanML3D's loader
+
+
+@dataclass
+class InstructionsConfig:
+    caption_conversations: bool = True
+
+
+@dataclass
+class ShardConfig:
+    max_rows: int = 1000
+    compression: str = "zstd"
+    row_group_rows: int = 128
+
+
+@dataclass
+class BuildConfig:
+    seed: int = 0
+    executor: str = "ray"  # ray | local
+    sources: list[SourceSpec] = field(default_factory=list)
+    ray: RayConfig = field(default_factory=RayConfig)
+    plan: PlanConfig = field(default_factory=PlanConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    instructions: InstructionsConfig = field(default_factory=InstructionsConfig)
+    shard: ShardConfig = field(default_factory=ShardConfig)
+
+    def validate(self) -> None:
+        if self.executor not in ("ray", "local"):
+            raise ConfigError(f"executor: must be 'ray' or 'local', got {self.executor!r}")
+        if self.plan.unit_size < 1:
+            raise ConfigError(f"plan.unit_size: must be >= 1, got {self.plan.unit_size}")
+        if self.shard.max_rows < 1:
+            raise ConfigError(f"shard.max_rows: must be >= 1, got {self.shard.max_rows}")
+        if self.shard.row_group_rows < 1:
+            raise ConfigError(f"shard.row_group_rows: must be >= 1, got {self.shard.row_group_rows}")
+        if self.shard.compression not in ("zstd", "snappy", "gzip", "lz4", "none"):
+            raise ConfigError(f"shard.compression: unsupported codec {self.shard.compression!r}")
+        if self.ingest.fps <= 0:
+            raise ConfigError(f"ingest.fps: must be > 0, got {self.ingest.fps}")
+        if not 1 <= self.ingest.min_frames <= self.ingest.max_frames:
+            raise ConfigError(
+                f"ingest.min_frames/ingest.max_frames: need 1 <= min <= max, got "
+                f"{self.ingest.min_frames}/{self.ingest.max_frames}"
+            )
+        if self.ray.max_retries < 0:
+            raise ConfigError(f"ray.max_retries: must be >= 0, got {self.ray.max_retries}")
+        kinds_seen = set()
+        for i, src in enumerate(self.sources):
+            if src.kind not in SOURCE_KINDS:
+                raise ConfigError(f"sources[{i}].kind: unknown source kind {src.kind!r}; one of {SOURCE_KINDS}")
+            if src.kind not in SUPPORTED_SOURCE_KINDS:
+                raise ConfigError(
+                    f"sources[{i}].kind: source kind {src.kind!r} is not supported by this version "
+                    f"(supported: {', '.join(SUPPORTED_SOURCE_KINDS)})"
+                )
+            if src.kind in kinds_seen:
+                raise ConfigError(f"sources[{i}]: a second {src.kind!r} source; give one path per kind")
+            kinds_seen.add(src.kind)
+            if not src.path:
+                raise ConfigError(f"sources[{i}].path: empty")
+            if not Path(src.path).is_dir():
+                raise ConfigError(f"sources[{i}].path: {src.path!r} is not a directory")
+
+
+def _coerce(value, tp, key: str):
+    """Check/convert a YAML value to the annotated type ``tp``; raise ConfigError naming ``key``."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{key}: invalid value {value!r}")
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        (item_tp,) = typing.get_args(tp)
+        return [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return _from_dict(tp, value, key)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{key}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{key}: expected a string, got {value!r}")
+    raise ConfigError(f"{key}: unsupported config type {tp}")
+
+
+def _from_dict(cls, data: dict, prefix: str = ""):
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    for k in data:
+        if k not in known:
+            where = f"{prefix}.{k}" if prefix else k
+            raise ConfigError(f"{where}: unknown config key (known here: {', '.join(sorted(known))})")
+    kwargs = {k: _coerce(v, hints[k], f"{prefix}.{k}" if prefix else k) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def config_to_dict(cfg) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def _set_dotted(tree: dict, dotted: str, raw: str) -> None:
+    keys = dotted.split(".")
+    node = tree
+    for k in keys[:-1]:
+        node = node.setdefault(k, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{dotted}: {k!r} is not a section")
+    # YAML parsing gives ints, floats, bools, null and lists their natural types.
+    node[keys[-1]] = yaml.safe_load(raw) if raw != "" else ""
+
+
+def parse_source(text: str) -> SourceSpec:
+    kind, sep, path = text.partition("=")
+    if not sep or not kind or not path:
+        raise ConfigError(f"--source {text!r}: expected KIND=PATH, KIND one of {', '.join(SOURCE_KINDS)}")
+    return SourceSpec(kind=kind.strip(), path=path.strip())
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    sources: list[str] | None = None,
+) -> BuildConfig:
+    """Defaults ← YAML file ← ``--set key=value`` overrides ← ``--source KIND=PATH``; then validate."""
+    tree: dict = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"--config: {str(p)!r} does not exist")
+        try:
+            loaded = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--config: {str(p)!r} is not valid YAML: {exc}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"--config: {str(p)!r} must hold a mapping at the top level")
+        tree = loaded or {}
+    for item in overrides or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r}: expected key=value")
+        _set_dotted(tree, key.strip(), raw)
+    cfg = _from_dict(BuildConfig, tree)
+    if sources:
+        cfg.sources = [parse_source(s) for s in sources]
+    for src in cfg.sources:
+        src.path = str(Path(src.path).expanduser().resolve())
+    cfg.validate()
+    return cfg
+
+
+def config_hash(cfg: BuildConfig) -> str:
+    """Hash of everything that changes the shards' bytes. Where the work runs (executor, Ray settings) and
+    source *locations* do not count: moving the sources or switching executors keeps a build resumable."""
+    d = config_to_dict(cfg)
+    d.pop("executor")
+    d.pop("ray")
+    d["sources"] = [s["kind"] for s in d["sources"]]
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]

@@ -1,0 +1,172 @@
+"""Commit of a finished build: staged unit shards renamed into ``OUT/<table>/<split>/part-NNNNN.parquet``
+in plan order, the manifest (counts, shards with sha256, stage counters, reconciliation) and the
+dataset card. Renames are recorded first in ``commit.json`` so a commit killed halfway completes on rerun.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import subprocess
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from pipeline.config import BuildConfig, config_to_dict
+from pipeline.runstate import RunState, atomic_write_bytes, atomic_write_json
+from pipeline.units import NO_SPLIT
+from schemas import SCHEMA_VERSION, TABLES
+
+__all__ = ["BuildError", "commit_build", "reconcile", "code_version"]
+
+TABLE_ORDER = ("motion", "instruction", "quarantine")
+
+
+class BuildError(RuntimeError):
+    pass
+
+
+def code_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        v = version("movid")
+    except PackageNotFoundError:
+        v = "unknown"
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True,
+            timeout=5, check=True,
+        ).stdout.strip()  # fmt: skip
+        return f"{v}+g{sha}"
+    except (OSError, subprocess.SubprocessError):
+        return v
+
+
+def final_path(table: str, split: str, n: int) -> str:
+    return f"{table}/part-{n:05d}.parquet" if split == NO_SPLIT else f"{table}/{split}/part-{n:05d}.parquet"
+
+
+def _commit_plan(unit_stats: list[dict]) -> list[dict]:
+    """Staged → final renames. Part numbers run per table/split in plan order, so they do not depend on
+    which unit finished first."""
+    counters: Counter = Counter()
+    moves = []
+    for stats in unit_stats:
+        for f in sorted(stats["files"], key=lambda f: (TABLE_ORDER.index(f["table"]), f["split"], f["file"])):
+            key = (f["table"], f["split"])
+            dst = final_path(f["table"], f["split"], counters[key])
+            counters[key] += 1
+            src = f".movid/units/{stats['unit_id']}/{f['table']}/{f['split']}/{f['file']}"
+            moves.append({"src": src, "dst": dst, **{k: f[k] for k in ("table", "split", "rows", "bytes", "sha256")}})
+    return moves
+
+
+def _apply_moves(out: Path, moves: list[dict]) -> None:
+    for m in moves:
+        src, dst = out / m["src"], out / m["dst"]
+        if src.exists():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dst)
+        elif not dst.exists():
+            raise BuildError(f"shard {m['dst']} is missing and its staged file {m['src']} is gone")
+
+
+def reconcile(stage_totals: dict[str, Counter], shard_rows: dict[str, int]) -> dict:
+    """Every count that must balance, each with ``ok``. Input records = output records + quarantined."""
+    plan, ingest = stage_totals.get("plan", Counter()), stage_totals.get("ingest_humanml3d", Counter())
+    checks = {
+        "plan": {"in": plan["listed"], "out": plan["planned"], "quarantined": plan["quarantined"]},
+        "clips": {"in": ingest["clips_in"], "out": ingest["clips_out"], "quarantined": ingest["clips_quarantined"]},
+        "subclips": {"in": ingest["subclips_in"], "out": ingest["subclips_out"],
+                     "quarantined": ingest["subclips_quarantined"]},
+        "captions": {"in": ingest["captions_in"], "out": ingest["captions_out"],
+                     "quarantined": ingest["captions_quarantined"]},
+    }  # fmt: skip
+    for c in checks.values():
+        c["ok"] = c["in"] == c["out"] + c["quarantined"]
+    dropped = sum(v for counts in stage_totals.values() for k, v in counts.items() if k.startswith("dropped_"))
+    checks["links"] = {
+        "planned_equals_ingested": plan["planned"] == ingest["clips_in"],
+        "motion_rows_equal_shard_rows": ingest["rows_out"] == shard_rows.get("motion", 0),
+        "quarantine_rows_equal_drops": dropped == shard_rows.get("quarantine", 0),
+    }
+    if "caption_instructions" in stage_totals:
+        instr = stage_totals["caption_instructions"]
+        checks["links"]["captions_become_instructions"] = instr["captions_in"] == ingest["captions_out"] == instr[
+            "instructions_out"] == shard_rows.get("instruction", 0)  # fmt: skip
+    checks["links"]["ok"] = all(v for k, v in checks["links"].items() if k != "ok")
+    checks["ok"] = all(c["ok"] for c in checks.values() if isinstance(c, dict))
+    return checks
+
+
+def _dataset_card(manifest: dict) -> str:
+    lines = ["---", "configs:"]
+    for table, splits in manifest["counts"].items():
+        if not splits:
+            continue
+        lines.append(f"- config_name: {table}")
+        lines.append("  data_files:")
+        for split in splits:
+            pattern = f"{table}/*.parquet" if split == "all" else f"{table}/{split}/*.parquet"
+            lines.append(f"  - split: {'train' if split == 'all' else split}\n    path: {pattern}")
+    lines += ["---", "", "# MoVid build (movid)", "",
+              f"Built by movid {manifest['code_version']} (schema {manifest['schema_version']}, config "
+              f"`{manifest['config_hash']}`) from: " + ", ".join(f"{s['kind']}" for s in manifest["sources"]) + ".",
+              "", "Load a table offline with `datasets.load_dataset(\"parquet\", data_dir=\"<this folder>/motion\")`.",
+              "", "## Counts", "", "| table | split | rows |", "| --- | --- | --- |"]  # fmt: skip
+    for table, splits in manifest["counts"].items():
+        for split, n in splits.items():
+            lines.append(f"| {table} | {split} | {n} |")
+    lines += ["", "## Quarantine reasons", "", "| reason | records |", "| --- | --- |"]
+    lines += [f"| {r} | {n} |" for r, n in manifest["quarantine_reasons"].items()] or ["| (none) | 0 |"]
+    lines += ["", "## Schemas", ""]
+    for table, schema in TABLES.items():
+        lines.append(f"### {table}\n\n```\n{schema.to_string(show_schema_metadata=False)}\n```\n")
+    return "\n".join(lines) + "\n"
+
+
+def commit_build(state: RunState, unit_stats: list[dict], cfg: BuildConfig, identity: dict, extra: dict) -> dict:
+    commit_file = state.dir / "commit.json"
+    if commit_file.is_file():
+        moves = json.loads(commit_file.read_text())
+    else:
+        moves = _commit_plan(unit_stats)
+        atomic_write_json(commit_file, moves)
+    _apply_moves(state.out, moves)
+
+    counts: dict[str, dict[str, int]] = {t: {} for t in TABLE_ORDER}
+    shard_rows: Counter = Counter()
+    for m in moves:
+        split = "all" if m["split"] == NO_SPLIT else m["split"]
+        counts[m["table"]][split] = counts[m["table"]].get(split, 0) + m["rows"]
+        shard_rows[m["table"]] += m["rows"]
+    stage_totals: dict[str, Counter] = defaultdict(Counter)
+    for stats in unit_stats:
+        for stage, c in stats["stages"].items():
+            stage_totals[stage].update(c)
+    reasons: Counter = Counter()
+    for c in stage_totals.values():
+        reasons.update({k.removeprefix("dropped_"): v for k, v in c.items() if k.startswith("dropped_")})
+    checks = reconcile(stage_totals, shard_rows)
+    manifest = {
+        "schema_version": SCHEMA_VERSION,
+        "code_version": code_version(),
+        **identity,
+        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "config": config_to_dict(cfg),
+        "sources": [{"kind": s.kind, "path": s.path} for s in cfg.sources],
+        "counts": counts,
+        "shards": [{k: m[k] for k in ("table", "split", "rows", "bytes", "sha256")} | {"path": m["dst"]} for m in moves],
+        "stages": {k: dict(sorted(v.items())) for k, v in sorted(stage_totals.items())},
+        "quarantine_reasons": dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "reconciliation": checks,
+        "annotator": {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0, "cache_hits": 0, "cost_usd": 0.0},
+        **extra,
+    }
+    if not checks["ok"]:
+        atomic_write_json(state.dir / "failed-reconciliation.json", checks)
+        raise BuildError(f"counts do not reconcile (a bug in movid; details in {state.dir}/failed-reconciliation.json)")
+    atomic_write_bytes(state.out / "README.md", _dataset_card(manifest).encode())
+    atomic_write_json(state.manifest_file, manifest)  # last: its presence marks the build complete
+    return manifest

@@ -1,0 +1,225 @@
+"""``movid sample-data``: a synthetic HumanML3D tree in the real formats (``new_joint_vecs``,
+``new_joints``, ``texts`` with POS tokens and time spans, split files, ``Mean.npy``/``Std.npy``), with
+HumanML3D's mirrored ``M`` twins. Deterministic by seed. ``broken=True`` adds one record of each broken
+input kind the ingest must quarantine, listed with the expected reason in ``BROKEN.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from pipeline.synthetic_motion import Segment, mirror_segment, synthesize_clip
+from schemas.motion import FEATURE_DIM, FEATURE_LAYOUT
+
+__all__ = ["BROKEN_KINDS", "caption_for", "write_sample_humanml3d"]
+
+SUBJECTS = ("a person", "a man", "a woman", "someone", "the person", "a figure")
+# word → lemma/POS, the way HumanML3D's texts tag captions (spaCy lemmas and universal POS tags).
+LEXICON = {
+    "a": "a/DET", "the": "the/DET", "person": "person/NOUN", "man": "man/NOUN", "woman": "woman/NOUN",
+    "someone": "someone/PRON", "figure": "figure/NOUN", "walks": "walk/VERB", "runs": "run/VERB",
+    "jumps": "jump/VERB", "waves": "wave/VERB", "squats": "squat/VERB", "kicks": "kick/VERB",
+    "raises": "raise/VERB", "stands": "stand/VERB", "turns": "turn/VERB", "forward": "forward/ADV",
+    "backward": "backward/ADV", "left": "left/ADJ", "right": "right/ADJ", "with": "with/ADP",
+    "hand": "hand/NOUN", "leg": "leg/NOUN", "foot": "foot/NOUN", "both": "both/DET", "arms": "arm/NOUN",
+    "overhead": "overhead/ADV", "up": "up/ADV", "and": "and/CCONJ", "then": "then/ADV", "in": "in/ADP",
+    "place": "place/NOUN", "still": "still/ADV", "down": "down/ADV", "his": "his/DET", "her": "her/DET",
+    "their": "their/DET", "times": "time/NOUN", "once": "once/ADV", "twice": "twice/ADV", "three": "three/NUM",
+    "quickly": "quickly/ADV", "slowly": "slowly/ADV", "while": "while/SCONJ", "to": "to/ADP",
+    "turning": "turn/VERB", "its": "its/DET", "out": "out/ADV",
+}  # fmt: skip
+COUNT_WORDS = {1: "once", 2: "twice", 3: "three times"}
+BROKEN_KINDS = (
+    "missing_file", "unreadable_file", "wrong_shape", "length_mismatch", "non_finite", "too_short", "no_data",
+    "no_split", "split_conflict", "empty_caption", "malformed_caption", "non_utf8_caption", "invalid_span",
+    "span_outside_clip", "subclip_too_short", "no_valid_caption",
+)  # fmt: skip
+
+
+def _phrase(seg: Segment) -> str:
+    a, turn = seg.action, ("" if seg.turn == "none" else f" and turns {seg.turn}")
+    if a in ("walk", "run"):
+        return f"{a}s {seg.direction}{turn}"
+    if a == "jump":
+        return f"jumps up {COUNT_WORDS[seg.repeats]}{turn}"
+    if a == "squat":
+        return f"squats down {COUNT_WORDS[seg.repeats]}"
+    if a == "wave":
+        return f"waves with the {seg.side} hand"
+    if a == "kick":
+        return f"kicks with the {seg.side} leg" + ("" if seg.repeats == 1 else f" {COUNT_WORDS[seg.repeats]}")
+    if a == "raise_arms":
+        return "raises both arms overhead"
+    return "stands still in place"
+
+
+def caption_for(segments: list[Segment], subject: str) -> str:
+    phrases = [_phrase(s) for s in segments]
+    body = phrases[0] if len(phrases) == 1 else ", then ".join(phrases[:-1]) + " and then " + phrases[-1]
+    return f"{subject} {body}."
+
+
+def _tokens(caption: str) -> str:
+    words = caption.replace(",", " ").replace(".", " ").split()
+    return " ".join(LEXICON.get(w, f"{w}/NOUN") for w in words)
+
+
+def _line(caption: str, start: float, end: float) -> str:
+    return f"{caption}#{_tokens(caption)}#{start:.1f}#{end:.1f}"
+
+
+def _random_segments(rng: np.random.Generator) -> list[Segment]:
+    segments = []
+    for _ in range(int(rng.choice([1, 2, 3], p=[0.35, 0.45, 0.2]))):
+        action = str(rng.choice(["walk", "walk", "run", "jump", "wave", "squat", "kick", "raise_arms", "idle"]))
+        repeats = int(rng.integers(1, 4)) if action in ("jump", "squat", "kick") else 1
+        seconds = float(np.round(rng.uniform(2.0, 3.2) if action != "idle" else rng.uniform(2.0, 2.5), 1))
+        segments.append(Segment(
+            action, max(seconds, 1.2 * repeats), side=str(rng.choice(["left", "right"])),
+            direction=str(rng.choice(["forward", "forward", "backward"])) if action == "walk" else "forward",
+            turn=str(rng.choice(["none", "none", "left", "right"])) if action in ("walk", "run", "jump") else "none",
+            repeats=repeats,
+        ))  # fmt: skip
+    total = sum(s.seconds for s in segments)
+    if total > 9.5:  # HumanML3D clips used for training are at most 196 frames (9.8 s)
+        segments = segments[:1]
+    return segments
+
+
+def _caption_lines(clip, rng: np.random.Generator) -> list[str]:
+    segs = clip.segments
+    lines = [_line(caption_for(segs, str(s)), 0.0, 0.0) for s in rng.choice(SUBJECTS, size=3, replace=False)]
+    if len(segs) > 1:  # HumanML3D annotators sometimes describe only part of a clip, with its time span
+        for seg, (a, b) in zip(segs, clip.bounds, strict=True):
+            if rng.random() < 0.5 and b - a >= 40:
+                lines.append(_line(caption_for([seg], str(rng.choice(SUBJECTS))), a / 20.0, b / 20.0))
+    return lines
+
+
+def _mean_std(features: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std over all frames; within each feature group the std is replaced by the group's mean
+    std, as HumanML3D does so that no single dimension dominates after normalisation."""
+    allf = np.concatenate(features)
+    mean, std = allf.mean(axis=0), allf.std(axis=0)
+    for sl in FEATURE_LAYOUT.values():
+        std[sl] = std[sl].mean()
+    return mean.astype(np.float32), np.maximum(std, 1e-6).astype(np.float32)
+
+
+def write_sample_humanml3d(root: str | Path, n_motions: int = 100, seed: int = 0, broken: bool = False,
+                           show_progress: bool = False) -> dict:  # fmt: skip
+    """Write ``n_motions`` synthetic clips (plus their ``M`` twins) under ``root``; return counts."""
+    root = Path(root)
+    for sub in ("new_joint_vecs", "new_joints", "texts"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    splits: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+    train_features = []
+    for i in tqdm(range(n_motions), desc="sample motions", disable=not show_progress):
+        mid = f"{i:06d}"
+        split = str(rng.choice(["train", "val", "test"], p=[0.8, 0.05, 0.15]))
+        segments = _random_segments(rng)
+        draw_seed = int(rng.integers(2**31))
+        for twin_id, mirror in ((mid, False), (f"M{mid}", True)):
+            segs = [mirror_segment(s) for s in segments] if mirror else segments
+            clip = synthesize_clip(segs, np.random.default_rng(draw_seed), mirror=mirror)
+            clip.segments = segs
+            np.save(root / "new_joint_vecs" / f"{twin_id}.npy", clip.features)
+            np.save(root / "new_joints" / f"{twin_id}.npy", clip.joints)
+            lines = _caption_lines(clip, np.random.default_rng([draw_seed, 1]))
+            (root / "texts" / f"{twin_id}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+            splits[split].append(twin_id)
+            if split == "train":
+                train_features.append(clip.features)
+    expected = _write_broken(root, splits, rng) if broken else {}
+    for split, ids in splits.items():
+        (root / f"{split}.txt").write_text("".join(f"{x}\n" for x in ids))
+    (root / "train_val.txt").write_text("".join(f"{x}\n" for x in splits["train"] + splits["val"]))
+    listed = sorted({x for ids in splits.values() for x in ids} | set(expected.get("_all_only", [])))
+    (root / "all.txt").write_text("".join(f"{x}\n" for x in listed))
+    if train_features:
+        mean, std = _mean_std(train_features)
+        np.save(root / "Mean.npy", mean)
+        np.save(root / "Std.npy", std)
+    if broken:
+        expected.pop("_all_only")
+        (root / "BROKEN.json").write_text(json.dumps(expected, indent=2, sort_keys=True) + "\n")
+    return {"motions": sum(len(v) for v in splits.values()), "broken": len(expected)}
+
+
+def _write_broken(root: Path, splits: dict[str, list[str]], rng: np.random.Generator) -> dict:
+    """One record per broken kind, ids 900000+. Returns {record_id: expected reason}."""
+    good = synthesize_clip([Segment("walk", 3.0)], rng)
+    feats, joints = good.features, good.joints
+    cap = "a person walks forward."
+    ok_line = _line(cap, 0.0, 0.0)
+    expected: dict = {"_all_only": []}
+
+    def put(mid, features=None, joints_=None, lines=None, split="train"):
+        if features is not None:
+            np.save(root / "new_joint_vecs" / f"{mid}.npy", features)
+        if joints_ is not None:
+            np.save(root / "new_joints" / f"{mid}.npy", joints_)
+        if lines is not None:
+            data = lines if isinstance(lines, bytes) else ("\n".join(lines) + "\n").encode()
+            (root / "texts" / f"{mid}.txt").write_bytes(data)
+        if split:
+            splits[split].append(mid)
+
+    ids = iter(f"{900000 + k}" for k in range(100))
+    mid = next(ids)
+    put(mid, feats, None, [ok_line])
+    expected[mid] = "missing_file"
+    mid = next(ids)
+    put(mid, None, joints, [ok_line])
+    (root / "new_joint_vecs" / f"{mid}.npy").write_bytes(b"\x93NUMPY garbage, not an array")
+    expected[mid] = "unreadable_file"
+    mid = next(ids)
+    put(mid, feats[:, :251], joints, [ok_line])  # KIT-ML's 251-d vectors in a HumanML3D tree
+    expected[mid] = "wrong_shape"
+    mid = next(ids)
+    put(mid, feats, joints[:-5], [ok_line])
+    expected[mid] = "length_mismatch"
+    mid = next(ids)
+    nan_feats = feats.copy()
+    nan_feats[10, 3] = np.nan  # as HumanML3D's own 007975
+    put(mid, nan_feats, joints, [ok_line])
+    expected[mid] = "non_finite"
+    mid = next(ids)
+    put(mid, feats[:20], joints[:20], [ok_line])
+    expected[mid] = "too_short"
+    mid = next(ids)
+    put(mid)  # listed in train.txt, no file at all
+    expected[mid] = "no_data"
+    mid = next(ids)
+    put(mid, feats, joints, [ok_line], split=None)
+    expected["_all_only"].append(mid)
+    expected[mid] = "no_split"
+    mid = next(ids)
+    put(mid, feats, joints, [ok_line])
+    splits["test"].append(mid)
+    expected[mid] = "split_conflict"
+    # Caption-line problems: the clip itself is fine and keeps its good line; the bad line is quarantined.
+    n = len(feats)
+    for reason, bad in (
+        ("empty_caption", b""),
+        ("malformed_caption", b"a person walks forward without any fields"),
+        ("non_utf8_caption", b"a person walks forward.#a/DET#0.0#0.0" + b"\xff\xfe"),
+        ("invalid_span", _line(cap, 2.0, 1.0).encode()),
+        ("span_outside_clip", _line(cap, 1.0, n / 20.0 + 5.0).encode()),
+        ("subclip_too_short", _line(cap, 0.5, 1.0).encode()),
+    ):
+        mid = next(ids)
+        put(mid, feats, joints, ok_line.encode() + b"\n" + bad + b"\n")
+        line_id = f"{mid}/texts:2" if reason != "subclip_too_short" else f"{mid}_0010_0020"
+        expected[line_id] = reason
+    mid = next(ids)
+    put(mid, feats, joints, [cap])  # its only line has no fields
+    expected[mid] = "no_valid_caption"
+    expected[f"{mid}/texts:1"] = "malformed_caption"
+    assert FEATURE_DIM == feats.shape[1]
+    return expected

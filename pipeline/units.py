@@ -1,0 +1,78 @@
+"""One work unit, start to finish: run the stages on its records and publish its staged shards and
+stats atomically. This is the function every executor runs; it is idempotent (a finished unit is
+returned from its marker, not redone)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from collections import Counter
+from dataclasses import replace
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipeline.config import BuildConfig
+from pipeline.planner import WorkUnit
+from pipeline.runstate import RunState, atomic_write_json
+from pipeline.shards import write_table_shards
+from schemas.quarantine import Reject, rejects_table
+from stages.caption_instructions import caption_instructions
+from stages.ingest_humanml3d import ingest_humanml3d
+
+__all__ = ["NO_SPLIT", "run_unit", "write_unit_outputs"]
+
+log = logging.getLogger(__name__)
+NO_SPLIT = "_"  # staging folder name for tables that are not split (quarantine)
+# Fault-injection hook for tests: seconds each unit sleeps before its work (never set in normal use).
+_DELAY_ENV = "MOVID_FAULT_UNIT_DELAY_S"
+
+
+def write_unit_outputs(
+    state: RunState, unit_id: str, tables: dict[str, pa.Table], rejects: list[Reject], stages: dict, cfg: BuildConfig
+) -> dict:
+    """Stage a unit's tables (split by their ``split`` column) and quarantine, then publish them."""
+    tmp = state.new_tmp_unit_dir(unit_id)
+    try:
+        files = []
+        parts: list[tuple[str, str, pa.Table]] = []
+        for name, table in tables.items():
+            for split in sorted(set(table.column("split").to_pylist())):
+                parts.append((name, split, table.filter(pc.equal(table.column("split"), split))))
+        if rejects:
+            parts.append(("quarantine", NO_SPLIT, rejects_table([replace(r, unit_id=unit_id) for r in rejects])))
+        for name, split, part in parts:
+            written = write_table_shards(part, name, tmp / name / split, max_rows=cfg.shard.max_rows,
+                                         compression=cfg.shard.compression,
+                                         row_group_rows=cfg.shard.row_group_rows)  # fmt: skip
+            files += [{"table": name, "split": split, **f} for f in written]
+        stats = {"unit_id": unit_id, "files": files, "stages": stages}
+        atomic_write_json(tmp / "stats.json", stats)
+        state.finish_unit(tmp, unit_id)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return stats
+
+
+def run_unit(unit: WorkUnit, cfg: BuildConfig, out: str) -> dict:
+    state = RunState(out)
+    if state.is_done(unit.unit_id):
+        return state.read_stats(unit.unit_id)
+    delay = float(os.environ.get(_DELAY_ENV, "0") or 0)
+    if delay:
+        time.sleep(delay)
+    t0 = time.perf_counter()
+    batch = pa.table({"motion_id": list(unit.record_ids), "split": [unit.split] * len(unit.record_ids)})
+    ingest = ingest_humanml3d(batch, cfg.ingest, root=unit.source_root)
+    tables = dict(ingest.tables)
+    stages = {"ingest_humanml3d": dict(ingest.counters)}
+    if cfg.instructions.caption_conversations:
+        captions = caption_instructions(ingest.tables["motion"], seed=cfg.seed)
+        tables.update(captions.tables)
+        stages["caption_instructions"] = dict(captions.counters)
+    stats = write_unit_outputs(state, unit.unit_id, tables, ingest.rejects, stages, cfg)
+    log.debug("unit %s done in %.2fs: %s", unit.unit_id, time.perf_counter() - t0, Counter(stages["ingest_humanml3d"]))
+    return stats

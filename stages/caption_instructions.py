@@ -1,0 +1,64 @@
+"""Caption conversations: one ``instruction`` row per caption of each motion row — a varied human prompt
+from a small template set, the caption as the answer, modality ``motion``, the clip's split.
+The LLM annotator adds QA on top of these later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+
+import pyarrow as pa
+
+from schemas.instruction import INSTRUCTION_SCHEMA
+from stages import StageResult
+
+__all__ = ["CAPTION_PROMPTS", "MOTION_PLACEHOLDER", "PROMPT_VERSION", "caption_instructions"]
+
+STAGE = "caption_instructions"
+INPUT_COLUMNS = ("motion_id", "split", "texts")
+OUTPUT_TABLES = ("instruction",)
+PROMPT_VERSION = "caption-templates/v1"
+# The trainer replaces this placeholder with the motion encoder's tokens.
+MOTION_PLACEHOLDER = "<motion>"
+CAPTION_PROMPTS = (
+    "Describe this motion.",
+    "What is the person doing in this motion?",
+    "Give a short description of the movement.",
+    "Explain what happens in this motion sequence.",
+    "Summarize the action performed in the motion.",
+    "Caption this motion clip.",
+    "What movement does the person make?",
+    "Describe the body movement you observe.",
+    "Tell me what action this motion shows.",
+    "In one sentence, what does the person do?",
+)
+
+
+def _pick(seed: int, sample_id: str) -> int:
+    """A template index that depends only on the seed and the sample, never on batch order."""
+    digest = hashlib.blake2b(f"{seed}:{sample_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") % len(CAPTION_PROMPTS)
+
+
+def caption_instructions(batch: pa.Table, cfg=None, *, seed: int = 0) -> StageResult:
+    """``batch``: motion rows (only ``motion_id``, ``split`` and ``texts`` are read)."""
+    annotator = {"backend": "template", "model": None, "prompt_version": PROMPT_VERSION,
+                 "params": json.dumps({"seed": seed}, sort_keys=True)}  # fmt: skip
+    rows = []
+    counts: Counter = Counter()
+    for rec in batch.select(list(INPUT_COLUMNS)).to_pylist():
+        for i, text in enumerate(rec["texts"]):
+            counts["captions_in"] += 1
+            sample_id = f"{rec['motion_id']}/caption/{i}"
+            prompt = CAPTION_PROMPTS[_pick(seed, sample_id)]
+            rows.append({
+                "sample_id": sample_id, "modality": "motion", "motion_id": rec["motion_id"], "video_id": None,
+                "task": "caption", "category": "caption",
+                "conversations": [{"role": "user", "content": f"{MOTION_PLACEHOLDER}\n{prompt}"},
+                                  {"role": "assistant", "content": text["caption"]}],
+                "annotator": annotator, "split": rec["split"],
+            })  # fmt: skip
+    counts["instructions_out"] = len(rows)
+    return StageResult(tables={"instruction": pa.Table.from_pylist(rows, schema=INSTRUCTION_SCHEMA)}, counters=counts)
