@@ -135,6 +135,7 @@ def write_sample_humanml3d(root: str | Path, n_motions: int = 100, seed: int = 0
             splits[split].append(twin_id)
             if split == "train":
                 train_features.append(clip.features)
+    n_good = sum(len(v) for v in splits.values())
     expected = _write_broken(root, splits, rng) if broken else {}
     for split, ids in splits.items():
         (root / f"{split}.txt").write_text("".join(f"{x}\n" for x in ids))
@@ -148,7 +149,7 @@ def write_sample_humanml3d(root: str | Path, n_motions: int = 100, seed: int = 0
     if broken:
         expected.pop("_all_only")
         (root / "BROKEN.json").write_text(json.dumps(expected, indent=2, sort_keys=True) + "\n")
-    return {"motions": sum(len(v) for v in splits.values()), "broken": len(expected)}
+    return {"motions": n_good, "broken": len(expected)}
 
 
 def _write_broken(root: Path, splits: dict[str, list[str]], rng: np.random.Generator) -> dict:
