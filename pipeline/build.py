@@ -44,13 +44,14 @@ def build(cfg: BuildConfig, out: str, *, overwrite: bool = False, show_progress:
     log.info("%d work units: %d to run, %d already done (%s executor)", len(plan.units), len(pending), skipped,
              cfg.executor)  # fmt: skip
     t_run = time.perf_counter()
-    make_executor(cfg).run(run_unit, pending, cfg, str(state.out), show_progress=show_progress)
+    executor = make_executor(cfg)
+    executor.run(run_unit, pending, cfg, str(state.out), show_progress=show_progress)
     t_commit = time.perf_counter()
     unit_stats = [state.read_stats(PLAN_UNIT)] + [state.read_stats(u.unit_id) for u in plan.units]
     extra = {
         "executor": cfg.executor,
         "units": {"total": len(plan.units), "ran": len(pending), "skipped": skipped},
-        "seconds": {"plan": round(t_run - t0, 3), "units": round(t_commit - t_run, 3)},
+        "seconds": {"plan": round(t_run - t0, 3), "units": round(t_commit - t_run, 3)} | executor.timings,
     }
     manifest = commit_build(state, unit_stats, cfg, identity, extra)
     return manifest

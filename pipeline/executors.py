@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable, Sequence
 
 from tqdm.auto import tqdm
@@ -34,8 +35,12 @@ def _progress(total: int, show: bool):
 class LocalExecutor:
     name = "local"
 
+    def __init__(self):
+        self.timings: dict[str, float] = {}
+
     def run(self, fn: UnitFn, units: Sequence[WorkUnit], cfg: BuildConfig, out: str, show_progress=True) -> list[dict]:
         results = []
+        t0 = time.perf_counter()
         with _progress(len(units), show_progress) as bar:
             for unit in units:
                 try:
@@ -43,6 +48,7 @@ class LocalExecutor:
                 except Exception as exc:
                     raise ExecutorError(f"work unit {unit.unit_id} failed: {exc}") from exc
                 bar.update(1)
+        self.timings = {"run": round(time.perf_counter() - t0, 3)}
         return results
 
 
@@ -51,6 +57,7 @@ class RayExecutor:
 
     def __init__(self, ray_cfg: RayConfig):
         self.cfg = ray_cfg
+        self.timings: dict[str, float] = {}  # seconds: ray start, running units, ray stop
 
     def _init_ray(self):
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -79,12 +86,17 @@ class RayExecutor:
     def run(self, fn: UnitFn, units: Sequence[WorkUnit], cfg: BuildConfig, out: str, show_progress=True) -> list[dict]:
         if not units:
             return []
+        t0 = time.perf_counter()
         ray, started = self._init_ray()
+        t1 = time.perf_counter()
         try:
             return self._run(ray, fn, units, cfg, out, show_progress)
         finally:
+            t2 = time.perf_counter()
             if started:
                 ray.shutdown()
+            self.timings = {"ray_start": round(t1 - t0, 3), "run": round(t2 - t1, 3),
+                            "ray_stop": round(time.perf_counter() - t2, 3)}  # fmt: skip
 
     def _run(self, ray, fn, units, cfg, out, show_progress) -> list[dict]:
         # Retry only crashed workers (system errors); an exception from the unit is final.

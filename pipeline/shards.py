@@ -11,7 +11,25 @@ import pyarrow.parquet as pq
 
 from schemas import check_conforms, with_table_metadata
 
-__all__ = ["file_sha256", "write_table_shards"]
+__all__ = ["file_sha256", "parquet_options", "write_table_shards"]
+
+
+def _is_float_tensor(tp: pa.DataType) -> bool:
+    while pa.types.is_list(tp) or pa.types.is_fixed_size_list(tp):
+        tp = tp.value_type
+    return pa.types.is_floating(tp)
+
+
+def parquet_options(schema: pa.Schema, compression: str, row_group_rows: int) -> dict:
+    """Writer options. Dictionary encoding and min/max statistics on the big float tensors (features,
+    joints) cost twice the write time and make files larger (measured in bench/ingest.py), so only the
+    scalar and string columns get them."""
+    opts = {"compression": None if compression == "none" else compression, "row_group_size": row_group_rows}
+    tensors = [f.name for f in schema if pa.types.is_list(f.type) and _is_float_tensor(f.type)]
+    if tensors:
+        flat = [f.name for f in schema if f.name not in tensors and not pa.types.is_nested(f.type)]
+        opts |= {"use_dictionary": flat, "write_statistics": flat}
+    return opts
 
 
 def file_sha256(path: str | Path) -> str:
@@ -29,14 +47,13 @@ def write_table_shards(
     ``folder``). The caller owns atomicity (``folder`` is a private staging folder)."""
     check_conforms(table, table_name)
     table = table.replace_schema_metadata(with_table_metadata(table.schema, table_name).metadata)
+    opts = parquet_options(table.schema, compression, row_group_rows)
     files = []
     for j, start in enumerate(range(0, table.num_rows, max_rows)):
         part = table.slice(start, max_rows)
         path = folder / f"{j:05d}.parquet"
         path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(
-            part, path, compression=None if compression == "none" else compression, row_group_size=row_group_rows
-        )
+        pq.write_table(part, path, **opts)
         files.append({"file": path.name, "rows": part.num_rows, "bytes": path.stat().st_size,
                       "sha256": file_sha256(path)})  # fmt: skip
     return files

@@ -39,7 +39,11 @@ def write_unit_outputs(
         files = []
         parts: list[tuple[str, str, pa.Table]] = []
         for name, table in tables.items():
-            for split in sorted(set(table.column("split").to_pylist())):
+            splits = pc.unique(table.column("split")).to_pylist()
+            if len(splits) == 1:  # the usual case (units are per split): no copy of the tensors
+                parts.append((name, splits[0], table))
+                continue
+            for split in sorted(splits):
                 parts.append((name, split, table.filter(pc.equal(table.column("split"), split))))
         if rejects:
             parts.append(("quarantine", NO_SPLIT, rejects_table([replace(r, unit_id=unit_id) for r in rejects])))
