@@ -21,8 +21,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: setup
-	$(MOVID) sample-data $(DEMO_DATA) --motions 300 --seed 0
-	$(MOVID) build --source humanml3d=$(DEMO_DATA)/humanml3d --out $(DEMO_OUT) --config configs/demo.yaml
+	$(MOVID) sample-data $(DEMO_DATA) --motions 300 --seed 0 --broken
+	$(MOVID) build --source humanml3d=$(DEMO_DATA)/humanml3d --out $(DEMO_OUT) --config configs/demo.yaml --overwrite
 	$(MOVID) inspect $(DEMO_OUT)
 
 test: setup
