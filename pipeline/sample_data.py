@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from pipeline.synthetic_motion import Segment, mirror_segment, synthesize_clip
+from pipeline.synthetic_motion import Segment, segment_bounds, synthesize_joints
 from schemas.motion import FEATURE_DIM, FEATURE_LAYOUT
+from stages.kinematics import features_to_joints, joints_to_features, mirror_caption, mirror_joints
 
 __all__ = ["BROKEN_KINDS", "caption_for", "write_sample_humanml3d"]
 
@@ -90,11 +91,10 @@ def _random_segments(rng: np.random.Generator) -> list[Segment]:
     return segments
 
 
-def _caption_lines(clip, rng: np.random.Generator) -> list[str]:
-    segs = clip.segments
+def _caption_lines(segs: list[Segment], rng: np.random.Generator) -> list[str]:
     lines = [_line(caption_for(segs, str(s)), 0.0, 0.0) for s in rng.choice(SUBJECTS, size=3, replace=False)]
     if len(segs) > 1:  # HumanML3D annotators sometimes describe only part of a clip, with its time span
-        for seg, (a, b) in zip(segs, clip.bounds, strict=True):
+        for seg, (a, b) in zip(segs, segment_bounds(segs), strict=True):
             if rng.random() < 0.5 and b - a >= 40:
                 lines.append(_line(caption_for([seg], str(rng.choice(SUBJECTS))), a / 20.0, b / 20.0))
     return lines
@@ -123,18 +123,18 @@ def write_sample_humanml3d(root: str | Path, n_motions: int = 100, seed: int = 0
         mid = f"{i:06d}"
         split = str(rng.choice(["train", "val", "test"], p=[0.8, 0.05, 0.15]))
         segments = _random_segments(rng)
-        draw_seed = int(rng.integers(2**31))
-        for twin_id, mirror in ((mid, False), (f"M{mid}", True)):
-            segs = [mirror_segment(s) for s in segments] if mirror else segments
-            clip = synthesize_clip(segs, np.random.default_rng(draw_seed), mirror=mirror)
-            clip.segments = segs
-            np.save(root / "new_joint_vecs" / f"{twin_id}.npy", clip.features)
-            np.save(root / "new_joints" / f"{twin_id}.npy", clip.joints)
-            lines = _caption_lines(clip, np.random.default_rng([draw_seed, 1]))
-            (root / "texts" / f"{twin_id}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        raw = synthesize_joints(segments, rng)
+        lines = _caption_lines(segments, rng)
+        # As HumanML3D: the M twin mirrors the raw joints and the caption; both are then featurized, and
+        # new_joints holds the joints recovered from the features.
+        for twin_id, joints, text in ((mid, raw, lines), (f"M{mid}", mirror_joints(raw), map(mirror_caption, lines))):
+            features = joints_to_features(joints)
+            np.save(root / "new_joint_vecs" / f"{twin_id}.npy", features)
+            np.save(root / "new_joints" / f"{twin_id}.npy", features_to_joints(features))
+            (root / "texts" / f"{twin_id}.txt").write_text("\n".join(text) + "\n", encoding="utf-8")
             splits[split].append(twin_id)
             if split == "train":
-                train_features.append(clip.features)
+                train_features.append(features)
     n_good = sum(len(v) for v in splits.values())
     expected = _write_broken(root, splits, rng) if broken else {}
     for split, ids in splits.items():
@@ -154,8 +154,8 @@ def write_sample_humanml3d(root: str | Path, n_motions: int = 100, seed: int = 0
 
 def _write_broken(root: Path, splits: dict[str, list[str]], rng: np.random.Generator) -> dict:
     """One record per broken kind, ids 900000+. Returns {record_id: expected reason}."""
-    good = synthesize_clip([Segment("walk", 3.0)], rng)
-    feats, joints = good.features, good.joints
+    feats = joints_to_features(synthesize_joints([Segment("walk", 3.0)], rng))
+    joints = features_to_joints(feats)
     cap = "a person walks forward."
     ok_line = _line(cap, 0.0, 0.0)
     expected: dict = {"_all_only": []}

@@ -2,28 +2,24 @@
 
 Actions (walk, run, jump, wave, squat, kick, raise arms, idle) are joint-angle curves driven through
 forward kinematics on the uniform target skeleton (``schemas.motion``), so bones keep their lengths,
-feet touch the floor and captions describe what really happens. Features use HumanML3D's 263-d layout,
-computed from the known local rotations (the exact reference featurization from joints alone is
-``stages.kinematics``' job). Convention: Y up, the first frame faces +Z, the person's left is +X.
+feet touch the floor and captions describe what really happens. These are raw joints, as HumanML3D's
+``joints/`` folder holds before featurization (``stages.kinematics``). Convention: Y up, the first frame
+faces +Z, the person's left is +X.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from schemas.motion import FEATURE_DIM, FEATURE_LAYOUT, NUM_JOINTS, PARENTS, RAW_OFFSETS, TARGET_BONE_LENGTHS
+from schemas.motion import NUM_JOINTS, PARENTS, RAW_OFFSETS, TARGET_BONE_LENGTHS
 
-__all__ = ["ACTIONS", "Segment", "SyntheticClip", "mirror_segment", "synthesize_clip"]
+__all__ = ["ACTIONS", "Segment", "segment_bounds", "synthesize_joints"]
 
 FPS = 20.0
 OFFSETS = np.zeros((NUM_JOINTS, 3), np.float64)
 OFFSETS[1:] = RAW_OFFSETS[1:] * TARGET_BONE_LENGTHS[:, None]
-LEFT_RIGHT = ((1, 2), (4, 5), (7, 8), (10, 11), (13, 14), (16, 17), (18, 19), (20, 21))
-SWAP = np.arange(NUM_JOINTS)
-for _l, _r in LEFT_RIGHT:
-    SWAP[_l], SWAP[_r] = _r, _l
 FOOT_JOINTS = (7, 8, 10, 11)
 L_HIP, R_HIP, L_KNEE, R_KNEE, L_ANKLE, R_ANKLE = 1, 2, 4, 5, 7, 8
 SPINE1, SPINE2, SPINE3, NECK, L_SHOULDER, R_SHOULDER, L_ELBOW, R_ELBOW = 3, 6, 9, 12, 16, 17, 18, 19
@@ -48,17 +44,10 @@ class Segment:
     repeats: int = 1  # squats, jumps, kicks
 
 
-@dataclass
-class SyntheticClip:
-    joints: np.ndarray  # (T, 22, 3), floor at y=0, start at the XZ origin facing +Z
-    features: np.ndarray  # (T, 263), HumanML3D layout
-    segments: list[Segment]
-    bounds: list[tuple[int, int]] = field(default_factory=list)  # frame span of each segment
-
-
-def mirror_segment(seg: Segment) -> Segment:
-    flip = {"left": "right", "right": "left"}
-    return Segment(seg.action, seg.seconds, flip[seg.side], seg.direction, flip.get(seg.turn, seg.turn), seg.repeats)
+def segment_bounds(segments: list[Segment]) -> list[tuple[int, int]]:
+    """Frame span [start, end) of each segment in a clip made of ``segments``."""
+    ends = np.cumsum([max(2, round(seg.seconds * FPS)) for seg in segments])
+    return [(int(a), int(b)) for a, b in zip(np.concatenate([[0], ends[:-1]]), ends, strict=True)]
 
 
 def _segment_curves(seg: Segment, n: int, rng: np.random.Generator):
@@ -146,45 +135,20 @@ def _forward_kinematics(local: np.ndarray, root: np.ndarray) -> np.ndarray:
     return pos
 
 
-def hml_features(joints: np.ndarray, heading: np.ndarray, local: np.ndarray, feet_threshold=0.002) -> np.ndarray:
-    """HumanML3D's 263-d vectors for T frames → (T-1, 263), given the heading angle about Y and the local
-    joint rotations that produced ``joints``."""
-    T = len(joints)
-    to_root = _rot("y", -heading)  # world → root frame (the reference's r_rot)
-    f = np.zeros((T - 1, FEATURE_DIM))
-    f[:, FEATURE_LAYOUT["root_rot_velocity"]] = (-(heading[1:] - heading[:-1]) / 2)[:, None]
-    vel = joints[1:, 0] - joints[:-1, 0]
-    f[:, FEATURE_LAYOUT["root_linear_velocity"]] = np.einsum("tij,tj->ti", to_root[1:], vel)[:, [0, 2]]
-    f[:, FEATURE_LAYOUT["root_y"]] = joints[:-1, 0, 1:2]
-    centred = joints[:-1] - joints[:-1, :1] * np.array([1, 0, 1])
-    ric = np.einsum("tij,tkj->tki", to_root[:-1], centred)[:, 1:]
-    f[:, FEATURE_LAYOUT["ric"]] = ric.reshape(T - 1, -1)
-    f[:, FEATURE_LAYOUT["rot6d"]] = np.concatenate([local[:-1, 1:, :, 0], local[:-1, 1:, :, 1]], -1).reshape(T - 1, -1)
-    lvel = np.einsum("tij,tkj->tki", to_root[:-1], joints[1:] - joints[:-1])
-    f[:, FEATURE_LAYOUT["local_velocity"]] = lvel.reshape(T - 1, -1)
-    disp = ((joints[1:, FOOT_JOINTS] - joints[:-1, FOOT_JOINTS]) ** 2).sum(-1)
-    f[:, FEATURE_LAYOUT["foot_contact"]] = (disp < feet_threshold)[:, [0, 2, 1, 3]]  # l ankle, l foot, r…
-    return f.astype(np.float32)
-
-
-def synthesize_clip(segments: list[Segment], rng: np.random.Generator, mirror: bool = False) -> SyntheticClip:
-    """Joints and features for a sequence of segments. ``mirror`` gives HumanML3D's M twin of the same
-    draw: the clip reflected through the YZ plane with left and right joints swapped."""
-    lengths = [max(2, round(s.seconds * FPS)) for s in segments]
-    T = sum(lengths) + 1  # features are frame differences: T joints frames → T-1 feature frames
+def synthesize_joints(segments: list[Segment], rng: np.random.Generator) -> np.ndarray:
+    """(T, 22, 3) joints for a sequence of segments, T = their frames + 1 (featurization takes one)."""
+    bounds = segment_bounds(segments)
+    T = bounds[-1][1] + 1
     local = np.broadcast_to(np.eye(3), (T, NUM_JOINTS, 3, 3)).copy()
     speed, yaw_rate, lift = np.zeros(T), np.zeros(T), np.zeros(T)
-    bounds, start = [], 0
-    for seg, n in zip(segments, lengths, strict=True):
-        n_here = n + 1 if start + n + 1 == T else n
-        angles, sp, yr, lf = _segment_curves(seg, n_here, rng)
-        sl = slice(start, start + n_here)
+    for seg, (start, end) in zip(segments, bounds, strict=True):
+        end = T if end == T - 1 else end  # the last segment also drives the extra frame
+        angles, sp, yr, lf = _segment_curves(seg, end - start, rng)
+        sl = slice(start, end)
         for j, rots in angles.items():
             for axis, a in rots:
                 local[sl, j] = local[sl, j] @ _rot(axis, a)
         speed[sl], yaw_rate[sl], lift[sl] = sp, yr, lf
-        bounds.append((start, start + n))
-        start += n
     heading = np.concatenate([[0.0], np.cumsum(yaw_rate[:-1]) / FPS])
     local[:, 0] = _rot("y", heading) @ local[:, 0]
     step = speed / FPS
@@ -194,10 +158,4 @@ def synthesize_clip(segments: list[Segment], rng: np.random.Generator, mirror: b
     joints = _forward_kinematics(local, root)
     joints[:, :, 1] -= joints[:, FOOT_JOINTS, 1].min(axis=1, keepdims=True)  # feet on the floor…
     joints[:, :, 1] += lift[:, None]  # …except in the air
-    if mirror:
-        reflect = np.diag([-1.0, 1.0, 1.0])
-        joints = joints[:, SWAP] * np.array([-1.0, 1.0, 1.0])
-        local = reflect @ local[:, SWAP] @ reflect
-        heading = -heading
-    features = hml_features(joints, heading, local)
-    return SyntheticClip(joints[:-1].astype(np.float32), features, list(segments), bounds)
+    return joints.astype(np.float32)

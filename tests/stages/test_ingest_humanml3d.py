@@ -4,20 +4,20 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline.config import IngestConfig
-from pipeline.synthetic_motion import Segment, synthesize_clip
+from pipeline.synthetic_motion import Segment, synthesize_joints
 from stages.ingest_humanml3d import ingest_humanml3d
+from stages.kinematics import features_to_joints, joints_to_features
 
 LINE = "a person walks.#a/DET person/NOUN walk/VERB#{:.1f}#{:.1f}"
 
 
 def _clip(root: Path, mid: str, n_frames: int, lines: list[str]):
-    clip = synthesize_clip([Segment("walk", n_frames / 20.0)], np.random.default_rng(0))
+    features = joints_to_features(synthesize_joints([Segment("walk", n_frames / 20.0)], np.random.default_rng(0)))
     for sub in ("new_joint_vecs", "new_joints", "texts"):
         (root / sub).mkdir(parents=True, exist_ok=True)
-    np.save(root / "new_joint_vecs" / f"{mid}.npy", clip.features[:n_frames])
-    np.save(root / "new_joints" / f"{mid}.npy", clip.joints[:n_frames])
+    np.save(root / "new_joint_vecs" / f"{mid}.npy", features[:n_frames])
+    np.save(root / "new_joints" / f"{mid}.npy", features_to_joints(features[:n_frames]))
     (root / "texts" / f"{mid}.txt").write_text("\n".join(lines) + "\n")
-    return clip
 
 
 def _batch(*ids, split="train"):
