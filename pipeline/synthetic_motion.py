@@ -15,7 +15,7 @@ import numpy as np
 
 from schemas.motion import NUM_JOINTS, PARENTS, RAW_OFFSETS, TARGET_BONE_LENGTHS
 
-__all__ = ["ACTIONS", "Segment", "segment_bounds", "synthesize_joints"]
+__all__ = ["ACTIONS", "OFFSETS", "Segment", "forward_kinematics", "segment_bounds", "synthesize_joints", "synthesize_pose"]
 
 FPS = 20.0
 OFFSETS = np.zeros((NUM_JOINTS, 3), np.float64)
@@ -44,15 +44,15 @@ class Segment:
     repeats: int = 1  # squats, jumps, kicks
 
 
-def segment_bounds(segments: list[Segment]) -> list[tuple[int, int]]:
+def segment_bounds(segments: list[Segment], fps: float = FPS) -> list[tuple[int, int]]:
     """Frame span [start, end) of each segment in a clip made of ``segments``."""
-    ends = np.cumsum([max(2, round(seg.seconds * FPS)) for seg in segments])
+    ends = np.cumsum([max(2, round(seg.seconds * fps)) for seg in segments])
     return [(int(a), int(b)) for a, b in zip(np.concatenate([[0], ends[:-1]]), ends, strict=True)]
 
 
-def _segment_curves(seg: Segment, n: int, rng: np.random.Generator):
+def _segment_curves(seg: Segment, n: int, rng: np.random.Generator, fps: float = FPS):
     """Per-frame local angles {joint: [(axis, angle)]}, forward speed (m/s), yaw rate (rad/s), lift (m)."""
-    t = np.arange(n) / FPS
+    t = np.arange(n) / fps
     phase = rng.uniform(0, 2 * np.pi)
     angles: dict[int, list] = {}
     speed, yaw_rate, lift = np.zeros(n), np.zeros(n), np.zeros(n)
@@ -122,7 +122,7 @@ def _segment_curves(seg: Segment, n: int, rng: np.random.Generator):
     return angles, speed, yaw_rate, lift
 
 
-def _forward_kinematics(local: np.ndarray, root: np.ndarray) -> np.ndarray:
+def forward_kinematics(local: np.ndarray, root: np.ndarray) -> np.ndarray:
     """local: (T, 22, 3, 3) rotations (the root's is its global orientation); root: (T, 3)."""
     T = len(root)
     glob = np.empty_like(local)
@@ -135,27 +135,33 @@ def _forward_kinematics(local: np.ndarray, root: np.ndarray) -> np.ndarray:
     return pos
 
 
-def synthesize_joints(segments: list[Segment], rng: np.random.Generator) -> np.ndarray:
-    """(T, 22, 3) joints for a sequence of segments, T = their frames + 1 (featurization takes one)."""
-    bounds = segment_bounds(segments)
+def synthesize_pose(segments: list[Segment], rng: np.random.Generator, fps: float = FPS) -> tuple[np.ndarray, np.ndarray]:
+    """Local joint rotations (T, 22, 3, 3) — the root's is its global orientation — and root positions
+    (T, 3) for a sequence of segments, T = their frames + 1 (featurization takes one). Each joint's
+    rotation turns its children, as in SMPL, about the rest pose of ``OFFSETS``."""
+    bounds = segment_bounds(segments, fps)
     T = bounds[-1][1] + 1
     local = np.broadcast_to(np.eye(3), (T, NUM_JOINTS, 3, 3)).copy()
     speed, yaw_rate, lift = np.zeros(T), np.zeros(T), np.zeros(T)
     for seg, (start, end) in zip(segments, bounds, strict=True):
         end = T if end == T - 1 else end  # the last segment also drives the extra frame
-        angles, sp, yr, lf = _segment_curves(seg, end - start, rng)
+        angles, sp, yr, lf = _segment_curves(seg, end - start, rng, fps)
         sl = slice(start, end)
         for j, rots in angles.items():
             for axis, a in rots:
                 local[sl, j] = local[sl, j] @ _rot(axis, a)
         speed[sl], yaw_rate[sl], lift[sl] = sp, yr, lf
-    heading = np.concatenate([[0.0], np.cumsum(yaw_rate[:-1]) / FPS])
+    heading = np.concatenate([[0.0], np.cumsum(yaw_rate[:-1]) / fps])
     local[:, 0] = _rot("y", heading) @ local[:, 0]
-    step = speed / FPS
+    step = speed / fps
     root = np.zeros((T, 3))
     root[1:, 0] = np.cumsum((step * np.sin(heading))[:-1])
     root[1:, 2] = np.cumsum((step * np.cos(heading))[:-1])
-    joints = _forward_kinematics(local, root)
-    joints[:, :, 1] -= joints[:, FOOT_JOINTS, 1].min(axis=1, keepdims=True)  # feet on the floor…
-    joints[:, :, 1] += lift[:, None]  # …except in the air
-    return joints.astype(np.float32)
+    joints = forward_kinematics(local, root)
+    root[:, 1] += lift - joints[:, FOOT_JOINTS, 1].min(axis=1)  # feet on the floor, except in the air
+    return local, root
+
+
+def synthesize_joints(segments: list[Segment], rng: np.random.Generator) -> np.ndarray:
+    """(T, 22, 3) joint positions of ``synthesize_pose``."""
+    return forward_kinematics(*synthesize_pose(segments, rng)).astype(np.float32)

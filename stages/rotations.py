@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["cross", "qbetween", "qinv", "qmul", "qrot", "quat_to_cont6d", "quat_to_matrix", "y_rotation"]
+__all__ = ["cross", "matrix_to_axis_angle", "qbetween", "qinv", "qmul", "qrot", "quat_to_cont6d", "quat_to_matrix", "y_rotation"]
 
 
 def cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -73,3 +73,23 @@ def y_rotation(angle: np.ndarray) -> np.ndarray:
     """Quaternion of a rotation by ``angle`` radians about +Y."""
     angle = np.asarray(angle, dtype=np.float64)
     return np.stack([np.cos(angle / 2), np.zeros_like(angle), np.sin(angle / 2), np.zeros_like(angle)], -1)
+
+
+def matrix_to_axis_angle(m: np.ndarray) -> np.ndarray:
+    """Rotation matrices (…, 3, 3) → axis-angle vectors (…, 3), through a quaternion (Shepperd's method
+    picks the numerically safest of four formulas per matrix)."""
+    m = np.asarray(m, dtype=np.float64)
+    tr = m[..., 0, 0] + m[..., 1, 1] + m[..., 2, 2]
+    cands = np.stack([
+        np.stack([1 + tr, m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] - m[..., 0, 1]], -1),
+        np.stack([m[..., 2, 1] - m[..., 1, 2], 1 + 2 * m[..., 0, 0] - tr, m[..., 0, 1] + m[..., 1, 0], m[..., 0, 2] + m[..., 2, 0]], -1),
+        np.stack([m[..., 0, 2] - m[..., 2, 0], m[..., 0, 1] + m[..., 1, 0], 1 + 2 * m[..., 1, 1] - tr, m[..., 1, 2] + m[..., 2, 1]], -1),
+        np.stack([m[..., 1, 0] - m[..., 0, 1], m[..., 0, 2] + m[..., 2, 0], m[..., 1, 2] + m[..., 2, 1], 1 + 2 * m[..., 2, 2] - tr], -1),
+    ], axis=-2)  # fmt: skip
+    best = np.argmax(np.stack([tr, m[..., 0, 0], m[..., 1, 1], m[..., 2, 2]], -1), axis=-1)
+    q = np.take_along_axis(cands, best[..., None, None], axis=-2)[..., 0, :]
+    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
+    q = np.where(q[..., :1] < 0, -q, q)  # w >= 0: angle in [0, π]
+    sin_half = np.linalg.norm(q[..., 1:], axis=-1, keepdims=True)
+    angle = 2 * np.arctan2(sin_half, q[..., :1])
+    return np.where(sin_half > 1e-12, q[..., 1:] * angle / np.maximum(sin_half, 1e-12), 2 * q[..., 1:])
