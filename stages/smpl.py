@@ -10,6 +10,7 @@ datasets, crop per ``index.csv``, negate X. Body-model files are licensed: the c
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import zipfile
@@ -235,11 +236,7 @@ class BodyModels:
             for s in range(0, len(params), batch_size):
                 sl = slice(s, s + batch_size)
                 b = len(params.root_orient[sl])
-
-                def t(a, width):
-                    return torch.as_tensor(np.zeros((b, width), np.float32) if a is None else
-                                           np.ascontiguousarray(a[sl], np.float32))  # fmt: skip
-
+                t = functools.partial(_batch, sl=sl, rows=b)
                 hand = t(params.pose_hand, 90)
                 if full_forward:
                     kw = {"betas": betas_t.expand(b, -1), "global_orient": t(params.root_orient, 3),
@@ -258,6 +255,13 @@ class BodyModels:
                 posed, _ = batch_rigid_transform(rot, rest_joints.expand(b, -1, -1), model.parents)
                 out.append((posed[:, :BODY_JOINTS] + t(params.trans, 3)[:, None]).numpy())
         return np.concatenate(out) if out else np.zeros((0, BODY_JOINTS, 3), np.float32)
+
+
+def _batch(a: np.ndarray | None, width: int, *, sl: slice, rows: int):
+    """Rows ``sl`` of a parameter array as a float32 tensor; zeros where the file has no such parameter."""
+    import torch
+
+    return torch.as_tensor(np.zeros((rows, width), np.float32) if a is None else np.ascontiguousarray(a[sl], np.float32))
 
 
 def amass_joints(params: SmplParams, models: BodyModels, target_fps: float = HUMANML3D_FPS) -> np.ndarray:
