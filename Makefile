@@ -33,6 +33,7 @@ test-all: setup
 
 bench: setup
 	$(PY) bench/ingest.py
+	$(PY) bench/kinematics.py
 
 lint: setup
 	$(VENV)/bin/ruff check .

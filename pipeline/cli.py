@@ -17,6 +17,14 @@ def _cmd_sample_data(args) -> int:
     counts = write_sample_humanml3d(target, args.motions, args.seed, broken=args.broken, show_progress=True)
     print(f"wrote {counts['motions']} motions ({args.motions} clips and their mirrors)"
           + (f" and {counts['broken']} broken records" if args.broken else "") + f" to {target}")  # fmt: skip
+    if args.smpl:
+        from pipeline.sample_data import write_sample_smpl
+
+        c = write_sample_smpl(args.dir, args.smpl, args.seed)
+        print(f"wrote {c['amass']} AMASS-style clips to {args.dir}/amass, {c['motionx']} Motion-X clips to "
+              f"{args.dir}/motionx and synthetic body models to {args.dir}/body_models; build them with\n"
+              f"  movid build --source amass={args.dir}/amass --source motionx={args.dir}/motionx "
+              f"--set smpl.model_dir={args.dir}/body_models --set amass.texts={args.dir}/amass/texts --out OUT")  # fmt: skip
     return 0
 
 
@@ -56,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--motions", type=int, default=100, help="clips to generate (each also gets its M mirror)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--broken", action="store_true", help="add one record of each broken-input kind")
+    s.add_argument("--smpl", type=int, default=0, metavar="N",
+                   help="also write N AMASS-style and N Motion-X clips (and mirrors) with synthetic body models")  # fmt: skip
     s.set_defaults(fn=_cmd_sample_data)
 
     b = sub.add_parser("build", help="build the dataset into OUT")

@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 SOURCE_KINDS = ("humanml3d", "amass", "motionx", "video")
-SUPPORTED_SOURCE_KINDS = ("humanml3d",)
+SUPPORTED_SOURCE_KINDS = ("humanml3d", "amass", "motionx")
 
 
 class ConfigError(ValueError):
@@ -62,6 +62,27 @@ class IngestConfig:
 
 
 @dataclass
+class SmplConfig:
+    model_dir: str | None = None  # folder with SMPLH_{MALE,FEMALE,NEUTRAL}.npz / SMPLX_*.npz (licensed; not shipped)
+    trusted_pickle: bool = False  # allow .pkl models (unpickling runs code)
+    num_betas: int = 10  # HumanML3D uses 10 shape coefficients
+
+
+@dataclass
+class AmassConfig:
+    index: str | None = None  # HumanML3D's index.csv; default <source>/index.csv
+    splits: str | None = None  # folder with train/val/test.txt; default <source>
+    texts: str | None = None  # HumanML3D's texts/ folder (captions); none: motions without captions
+
+
+@dataclass
+class MotionXConfig:
+    motions: str = "motion_data/smplx_322"  # under the source: <id>.npy, T × 322 SMPL-X
+    texts: str | None = "texts/semantic_label"  # under the source: <id>.txt; none: motions without captions
+    fps: float = 30.0
+
+
+@dataclass
 class InstructionsConfig:
     caption_conversations: bool = True
 
@@ -81,6 +102,9 @@ class BuildConfig:
     ray: RayConfig = field(default_factory=RayConfig)
     plan: PlanConfig = field(default_factory=PlanConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
+    smpl: SmplConfig = field(default_factory=SmplConfig)
+    amass: AmassConfig = field(default_factory=AmassConfig)
+    motionx: MotionXConfig = field(default_factory=MotionXConfig)
     instructions: InstructionsConfig = field(default_factory=InstructionsConfig)
     shard: ShardConfig = field(default_factory=ShardConfig)
 
@@ -120,6 +144,20 @@ class BuildConfig:
                 raise ConfigError(f"sources[{i}].path: empty")
             if not Path(src.path).is_dir():
                 raise ConfigError(f"sources[{i}].path: {src.path!r} is not a directory")
+            if src.kind in ("amass", "motionx"):
+                if not self.smpl.model_dir:
+                    raise ConfigError(f"smpl.model_dir: required for the {src.kind} source (the folder holding "
+                                      "SMPLH_*.npz / SMPLX_*.npz body models)")  # fmt: skip
+                if not Path(self.smpl.model_dir).is_dir():
+                    raise ConfigError(f"smpl.model_dir: {self.smpl.model_dir!r} is not a directory")
+            if src.kind == "amass":
+                index = Path(self.amass.index or Path(src.path) / "index.csv")
+                if not index.is_file():
+                    raise ConfigError(f"amass.index: {str(index)!r} does not exist (HumanML3D's index.csv)")
+                if self.amass.texts and not Path(self.amass.texts).is_dir():
+                    raise ConfigError(f"amass.texts: {self.amass.texts!r} is not a directory")
+            if src.kind == "motionx" and not (Path(src.path) / self.motionx.motions).is_dir():
+                raise ConfigError(f"motionx.motions: {str(Path(src.path) / self.motionx.motions)!r} is not a directory")
 
 
 def _coerce(value, tp, key: str):
@@ -231,6 +269,9 @@ def load_config(
         cfg.sources = [parse_source(s) for s in sources]
     for src in cfg.sources:
         src.path = str(Path(src.path).expanduser().resolve())
+    for section, key in ((cfg.smpl, "model_dir"), (cfg.amass, "index"), (cfg.amass, "splits"), (cfg.amass, "texts")):
+        if getattr(section, key):
+            setattr(section, key, str(Path(getattr(section, key)).expanduser().resolve()))
     cfg.validate()
     return cfg
 

@@ -74,7 +74,11 @@ def _apply_moves(out: Path, moves: list[dict]) -> None:
 
 def reconcile(stage_totals: dict[str, Counter], shard_rows: dict[str, int]) -> dict:
     """Every count that must balance, each with ``ok``. Input records = output records + quarantined."""
-    plan, ingest = stage_totals.get("plan", Counter()), stage_totals.get("ingest_humanml3d", Counter())
+    plan = stage_totals.get("plan", Counter())
+    ingest: Counter = Counter()  # every source's ingest stage counts clips, sub-clips and captions alike
+    for stage, counts in stage_totals.items():
+        if stage.startswith("ingest_"):
+            ingest.update(counts)
     checks = {
         "plan": {"in": plan["listed"], "out": plan["planned"], "quarantined": plan["quarantined"]},
         "clips": {"in": ingest["clips_in"], "out": ingest["clips_out"], "quarantined": ingest["clips_quarantined"]},

@@ -4,6 +4,7 @@ stage runs (an id in no split, in two splits, or not a safe file name).
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import re
 from collections import Counter
@@ -17,6 +18,7 @@ __all__ = ["Plan", "WorkUnit", "plan_build", "SPLITS"]
 
 SPLITS = ("train", "val", "test")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+_SAFE_REL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*(/[A-Za-z0-9][A-Za-z0-9_.\-]*)*$")  # Motion-X: subset/name
 
 
 @dataclass(frozen=True)
@@ -25,8 +27,9 @@ class WorkUnit:
     index: int  # position in plan order; fixes the order of shards
     source_kind: str
     source_root: str
-    split: str
+    split: str  # the split of every record, or "mixed" (amass units carry each record's split in rows)
     record_ids: tuple[str, ...]
+    rows: tuple[tuple, ...] = ()  # amass: (new_name, source_path, start_frame, end_frame, split, m_split)
 
 
 @dataclass
@@ -53,77 +56,127 @@ def _read_ids(path: Path) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def _plan_humanml3d(source: SourceSpec, unit_size: int, first_index: int) -> Plan:
-    root = Path(source.path)
-    split_files = {s: root / f"{s}.txt" for s in SPLITS}
-    present = {s: p for s, p in split_files.items() if p.is_file()}
-    if not present:
-        raise ConfigError(
-            f"source humanml3d={source.path}: no split file; expected at least one of "
-            f"{', '.join(f'{s}.txt' for s in SPLITS)} (HumanML3D layout)"
-        )
-    counts: Counter = Counter()
-    rejects: list[Reject] = []
-    order: list[str] = []  # first-listed order across split files
-    splits_of: dict[str, list[str]] = {}
-    for split, path in present.items():
-        seen_here: set[str] = set()
-        for rid in _read_ids(path):
-            if rid in seen_here:
-                counts["duplicate_listings"] += 1  # the same id twice in one split file is one record
-                continue
-            seen_here.add(rid)
-            if rid not in splits_of:
-                order.append(rid)
-                splits_of[rid] = []
-            splits_of[rid].append(split)
-    all_path = root / "all.txt"
-    if all_path.is_file():
-        for rid in dict.fromkeys(_read_ids(all_path)):
-            if rid not in splits_of:
-                order.append(rid)
-                splits_of[rid] = []
+class _Splits:
+    """Which split each id is listed in (train/val/test.txt under ``folder``), and the records the planner
+    must reject: in no split, in two splits, not a safe id, or already planned from an earlier source."""
 
-    def reject(rid, reason, detail, split=None):
-        counts[f"dropped_{reason}"] += 1
-        counts["quarantined"] += 1
-        rejects.append(Reject(rid, "motion", "plan", reason, detail, "humanml3d", None, split))
+    def __init__(self, folder: Path, kind: str, safe: re.Pattern, taken: set[str]):
+        present = {s: folder / f"{s}.txt" for s in SPLITS if (folder / f"{s}.txt").is_file()}
+        if not present:
+            raise ConfigError(f"source {kind}: no split file in {folder}; expected at least one of "
+                              f"{', '.join(f'{s}.txt' for s in SPLITS)}")  # fmt: skip
+        self.kind, self.safe, self.taken = kind, safe, taken
+        self.counts: Counter = Counter()
+        self.rejects: list[Reject] = []
+        self.of: dict[str, list[str]] = {}
+        for split, path in present.items():
+            seen_here: set[str] = set()
+            for rid in _read_ids(path):
+                if rid in seen_here:
+                    self.counts["duplicate_listings"] += 1  # the same id twice in one split file is one record
+                    continue
+                seen_here.add(rid)
+                self.of.setdefault(rid, []).append(split)
+        self.all_only = []
+        if (folder / "all.txt").is_file():
+            self.all_only = [rid for rid in dict.fromkeys(_read_ids(folder / "all.txt")) if rid not in self.of]
 
-    by_split: dict[str, list[str]] = {s: [] for s in SPLITS}
-    for rid in order:
-        counts["listed"] += 1
-        splits = splits_of[rid]
-        if not _SAFE_ID.match(rid):
-            reject(rid, "invalid_id", f"id {rid!r} is not a plain file name")
-        elif not splits:
-            reject(rid, "no_split", "listed in all.txt but in none of train/val/test.txt")
-        elif len(splits) > 1:
-            reject(rid, "split_conflict", f"listed in {' and '.join(splits)}: it would leak across splits")
-        else:
-            by_split[splits[0]].append(rid)
-            counts["planned"] += 1
+    def resolve(self, rid: str) -> str | None:
+        """The record's split, or None after recording why it cannot be planned."""
+        self.counts["listed"] += 1
+        splits = self.of.get(rid, [])
+        if not self.safe.match(rid):
+            return self._reject(rid, "invalid_id", f"id {rid!r} is not a plain file name")
+        if rid in self.taken:
+            return self._reject(rid, "duplicate_id", "an earlier source of this build already has this id")
+        if not splits:
+            return self._reject(rid, "no_split", "listed in none of train/val/test.txt")
+        if len(splits) > 1:
+            return self._reject(rid, "split_conflict", f"listed in {' and '.join(splits)}: it would leak across splits")
+        self.taken.add(rid)
+        self.counts["planned"] += 1
+        return splits[0]
 
+    def _reject(self, rid: str, reason: str, detail: str) -> None:
+        self.counts[f"dropped_{reason}"] += 1
+        self.counts["quarantined"] += 1
+        self.rejects.append(Reject(rid, "motion", "plan", reason, detail, self.kind, None, None))
+        return None
+
+
+def _units_by_split(kind: str, root: str, ids_by_split: dict[str, list[str]], unit_size: int, first: int) -> list[WorkUnit]:
     units = []
     for split in SPLITS:
-        ids = by_split[split]
+        ids = ids_by_split.get(split, [])
         for k in range(0, len(ids), unit_size):
             chunk = tuple(ids[k : k + unit_size])
             digest = hashlib.sha256("\n".join(chunk).encode()).hexdigest()[:10]
-            index = first_index + len(units)
-            units.append(WorkUnit(f"humanml3d-{split}-{k // unit_size:05d}-{digest}", index, "humanml3d",
-                                  str(root), split, chunk))  # fmt: skip
-    counts["units"] = len(units)
-    return Plan(units, rejects, counts)
+            units.append(WorkUnit(f"{kind}-{split}-{k // unit_size:05d}-{digest}", first + len(units), kind, root,
+                                  split, chunk))  # fmt: skip
+    return units
+
+
+def _plan_split_listed(source: SourceSpec, unit_size: int, first: int, taken: set[str], safe: re.Pattern) -> Plan:
+    """humanml3d and motionx: the split files list the records."""
+    root = Path(source.path)
+    splits = _Splits(root, source.kind, safe, taken)
+    by_split: dict[str, list[str]] = {s: [] for s in SPLITS}
+    for rid in list(splits.of) + splits.all_only:
+        split = splits.resolve(rid)
+        if split:
+            by_split[split].append(rid)
+    units = _units_by_split(source.kind, str(root), by_split, unit_size, first)
+    splits.counts["units"] = len(units)
+    return Plan(units, splits.rejects, splits.counts)
+
+
+def _plan_amass(source: SourceSpec, cfg: BuildConfig, first: int, taken: set[str]) -> Plan:
+    """amass: each row of HumanML3D's index.csv is a clip and its mirror (``M`` + new_name), split by
+    HumanML3D's split files; ids the split files list but the index lacks are another source's."""
+    root = Path(source.path)
+    index_path = Path(cfg.amass.index or root / "index.csv")
+    splits = _Splits(Path(cfg.amass.splits or root), "amass", _SAFE_ID, taken)
+    with open(index_path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        need = {"source_path", "start_frame", "end_frame", "new_name"}
+        if not need <= set(reader.fieldnames or ()):
+            raise ConfigError(f"amass.index: {index_path} needs columns {', '.join(sorted(need))}")
+        rows = []
+        for line_no, r in enumerate(reader, start=2):
+            try:
+                start, end = int(r["start_frame"]), int(r["end_frame"])
+            except ValueError:
+                raise ConfigError(f"amass.index: {index_path} line {line_no}: start/end frames are not integers") from None
+            rid = r["new_name"].strip().removesuffix(".npy")
+            split, m_split = splits.resolve(rid), splits.resolve("M" + rid)
+            if split or m_split:
+                rows.append((rid, r["source_path"].strip(), start, end, split, m_split))
+    units = []
+    for k in range(0, len(rows), cfg.plan.unit_size):
+        chunk = tuple(rows[k : k + cfg.plan.unit_size])
+        digest = hashlib.sha256(repr(chunk).encode()).hexdigest()[:10]
+        ids = tuple(x for row in chunk for x, s in ((row[0], row[4]), ("M" + row[0], row[5])) if s)
+        units.append(WorkUnit(f"amass-{k // cfg.plan.unit_size:05d}-{digest}", first + len(units), "amass", str(root),
+                              "mixed", ids, chunk))  # fmt: skip
+    splits.counts["units"] = len(units)
+    return Plan(units, splits.rejects, splits.counts)
 
 
 def plan_build(cfg: BuildConfig) -> Plan:
     if not cfg.sources:
         raise ConfigError("sources: no source given; pass --source humanml3d=PATH or set sources in the config")
     plan = Plan([], [], Counter())
+    taken: set[str] = set()  # ids planned so far: a later source may not reuse one
     for source in cfg.sources:
-        if source.kind != "humanml3d":  # config validation already refuses unsupported kinds
+        first = len(plan.units)
+        if source.kind == "humanml3d":
+            part = _plan_split_listed(source, cfg.plan.unit_size, first, taken, _SAFE_ID)
+        elif source.kind == "motionx":
+            part = _plan_split_listed(source, cfg.plan.unit_size, first, taken, _SAFE_REL_ID)
+        elif source.kind == "amass":
+            part = _plan_amass(source, cfg, first, taken)
+        else:  # config validation already refuses unsupported kinds
             raise ConfigError(f"sources: no planner for kind {source.kind!r}")
-        part = _plan_humanml3d(source, cfg.plan.unit_size, first_index=len(plan.units))
         plan.units += part.units
         plan.rejects += part.rejects
         plan.counters.update(part.counters)

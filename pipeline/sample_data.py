@@ -224,3 +224,95 @@ def _write_broken(root: Path, splits: dict[str, list[str]], rng: np.random.Gener
     expected[f"{mid}/texts:1"] = "malformed_caption"
     assert FEATURE_DIM == feats.shape[1]
     return expected
+
+
+def _mirrored_pose(local: np.ndarray, root: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The reflected motion in rotation space (what Motion-X's swap_left_right does to SMPL-X params)."""
+    from stages.kinematics import LEFT_CHAIN, RIGHT_CHAIN
+
+    swap = np.arange(local.shape[1])
+    swap[list(LEFT_CHAIN) + list(RIGHT_CHAIN)] = list(RIGHT_CHAIN) + list(LEFT_CHAIN)
+    d = np.diag([-1.0, 1.0, 1.0])
+    return d @ local[:, swap] @ d, root * np.array([-1.0, 1.0, 1.0])
+
+
+def write_sample_smpl(root: str | Path, n_clips: int = 6, seed: int = 0) -> dict:
+    """Synthetic SMPL-family sources under ``root``: ``body_models/`` (SMPL+H and SMPL-X, every gender),
+    ``amass/`` (AMASS-style ``.npz`` at several frame rates, a humanact12 joints file, HumanML3D's
+    ``index.csv`` with its crops and trims, split files, ``texts/`` with mirrored ``M`` captions) and
+    ``motionx/`` (SMPL-X ``.npy`` clips and their mirrors, plain-sentence labels, split files)."""
+    from pipeline.synthetic_body import AMASS_FROM_YUP, write_body_model
+    from pipeline.synthetic_motion import synthesize_pose
+    from stages.rotations import matrix_to_axis_angle
+    from stages.smpl import MOTIONX_LAYOUT
+
+    root = Path(root)
+    for model_type in ("smplh", "smplx"):
+        for gender in ("male", "female", "neutral"):
+            write_body_model(root / "body_models", model_type, gender)
+    rng = np.random.default_rng(seed)
+    amass, motionx = root / "amass", root / "motionx"
+    (amass / "texts").mkdir(parents=True, exist_ok=True)
+    index = ["source_path,start_frame,end_frame,new_name"]
+    splits: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+    mx_splits: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+    datasets = [("KIT/3", 120.0, 0.0), ("MPI_HDM05/bk", 120.0, 3.0), ("CMU/01", 60.0, 0.0), ("humanact12/humanact12", 20.0, 0.0)]
+    for k in range(n_clips):
+        folder, fps, trim = datasets[k % len(datasets)]
+        segments = _random_segments(rng)
+        if trim:
+            segments = [Segment("idle", trim)] + segments
+        local, pos = synthesize_pose(segments, rng, fps)
+        name = f"{k:06d}"
+        split = str(rng.choice(["train", "val", "test"], p=[0.6, 0.2, 0.2]))
+        seconds = sum(s.seconds for s in segments) - trim
+        end = int(seconds * 20) - int(rng.integers(0, 10)) if k % 3 else -1  # HumanML3D's -1 = up to the end
+        stem = f"{segments[-1].action}_{k:02d}"
+        if folder.startswith("humanact12"):
+            joints = forward_kinematics_joints(local, pos)
+            (amass / folder).mkdir(parents=True, exist_ok=True)
+            np.save(amass / folder / f"P{k:02d}.npy", np.concatenate([joints, joints[:, 20:22]], axis=1))
+            index.append(f"./pose_data/{folder}/P{k:02d}.npy,0,-1,{name}.npy")
+        else:
+            T = len(pos)
+            poses = np.zeros((T, 156), np.float32)
+            poses[:, :3] = matrix_to_axis_angle(AMASS_FROM_YUP @ local[:, 0])
+            poses[:, 3:66] = matrix_to_axis_angle(local[:, 1:22]).reshape(T, 63)
+            (amass / folder).mkdir(parents=True, exist_ok=True)
+            np.savez(amass / folder / f"{stem}_poses.npz", poses=poses, trans=(pos @ AMASS_FROM_YUP.T).astype(np.float32),
+                     betas=rng.normal(0, 0.5, 16).astype(np.float32), gender=np.array(str(rng.choice(["male", "female"]))),
+                     mocap_framerate=np.array(fps))  # fmt: skip
+            index.append(f"./pose_data/{folder}/{stem}_poses.npy,{int(rng.integers(0, 5))},{end},{name}.npy")
+        lines = _caption_lines(segments[1:] if trim else segments, rng)
+        lines = [ln for ln in lines if ln.endswith("#0.0#0.0")]  # spans refer to the uncropped clip: drop them
+        (amass / "texts" / f"{name}.txt").write_text("\n".join(lines) + "\n")
+        (amass / "texts" / f"M{name}.txt").write_text("\n".join(map(mirror_caption, lines)) + "\n")
+        splits[split] += [name, "M" + name]
+
+        # Motion-X: the same kind of motion as SMPL-X at 30 fps, Y-up, and its mirror as its own file
+        mx_local, mx_pos = synthesize_pose(_random_segments(rng), rng, 30.0)
+        for mid, (lc, ps), text in ((name, (mx_local, mx_pos), "a person moves around."),
+                                    ("M" + name, _mirrored_pose(mx_local, mx_pos), "a person moves around.")):  # fmt: skip
+            a = np.zeros((len(ps), 322), np.float32)
+            for key, value in (("root_orient", matrix_to_axis_angle(lc[:, 0])),
+                               ("pose_body", matrix_to_axis_angle(lc[:, 1:22]).reshape(len(ps), 63)), ("trans", ps)):
+                s, e = MOTIONX_LAYOUT[key]
+                a[:, s:e] = value
+            path = motionx / "motion_data" / "smplx_322" / "humanml" / f"{mid}.npy"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.save(path, a)
+            tpath = motionx / "texts" / "semantic_label" / "humanml" / f"{mid}.txt"
+            tpath.parent.mkdir(parents=True, exist_ok=True)
+            tpath.write_text(text + "\n")
+            mx_splits[split].append(f"humanml/{mid}")
+    (amass / "index.csv").write_text("\n".join(index) + "\n")
+    for folder, sp in ((amass, splits), (motionx, mx_splits)):
+        for split, ids in sp.items():
+            (folder / f"{split}.txt").write_text("".join(f"{i}\n" for i in ids))
+    return {"amass": 2 * n_clips, "motionx": 2 * n_clips}
+
+
+def forward_kinematics_joints(local: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    from pipeline.synthetic_motion import forward_kinematics
+
+    return forward_kinematics(local, pos).astype(np.float32)

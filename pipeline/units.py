@@ -61,6 +61,24 @@ def write_unit_outputs(
     return stats
 
 
+def _ingest(unit: WorkUnit, cfg: BuildConfig):
+    if unit.source_kind == "humanml3d":
+        batch = pa.table({"motion_id": list(unit.record_ids), "split": [unit.split] * len(unit.record_ids)})
+        return ingest_humanml3d(batch, cfg.ingest, root=unit.source_root)
+    from stages.ingest_smpl import body_models, ingest_amass, ingest_motionx  # torch/smplx only when needed
+
+    models = body_models(cfg.smpl)
+    if unit.source_kind == "amass":
+        names = ("new_name", "source_path", "start_frame", "end_frame", "split", "m_split")
+        batch = pa.table({n: [r[k] for r in unit.rows] for k, n in enumerate(names)})
+        return ingest_amass(batch, cfg.ingest, root=unit.source_root, models=models, texts=cfg.amass.texts)
+    if unit.source_kind == "motionx":
+        batch = pa.table({"motion_id": list(unit.record_ids), "split": [unit.split] * len(unit.record_ids)})
+        return ingest_motionx(batch, cfg.ingest, root=unit.source_root, models=models, motions=cfg.motionx.motions,
+                              texts=cfg.motionx.texts, fps=cfg.motionx.fps)  # fmt: skip
+    raise ValueError(f"no ingest for source kind {unit.source_kind!r}")
+
+
 def run_unit(unit: WorkUnit, cfg: BuildConfig, out: str) -> dict:
     state = RunState(out)
     if state.is_done(unit.unit_id):
@@ -69,14 +87,14 @@ def run_unit(unit: WorkUnit, cfg: BuildConfig, out: str) -> dict:
     if delay:
         time.sleep(delay)
     t0 = time.perf_counter()
-    batch = pa.table({"motion_id": list(unit.record_ids), "split": [unit.split] * len(unit.record_ids)})
-    ingest = ingest_humanml3d(batch, cfg.ingest, root=unit.source_root)
+    ingest = _ingest(unit, cfg)
+    ingest_stage = f"ingest_{unit.source_kind}"
     tables = dict(ingest.tables)
-    stages = {"ingest_humanml3d": dict(ingest.counters)}
+    stages = {ingest_stage: dict(ingest.counters)}
     if cfg.instructions.caption_conversations:
         captions = caption_instructions(ingest.tables["motion"], seed=cfg.seed)
         tables.update(captions.tables)
         stages["caption_instructions"] = dict(captions.counters)
     stats = write_unit_outputs(state, unit.unit_id, tables, ingest.rejects, stages, cfg)
-    log.debug("unit %s done in %.2fs: %s", unit.unit_id, time.perf_counter() - t0, Counter(stages["ingest_humanml3d"]))
+    log.debug("unit %s done in %.2fs: %s", unit.unit_id, time.perf_counter() - t0, Counter(stages[ingest_stage]))
     return stats

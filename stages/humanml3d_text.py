@@ -40,8 +40,10 @@ def split_caption_lines(raw: bytes) -> list[bytes]:
     return lines
 
 
-def parse_caption_line(raw: bytes) -> Caption:
-    """Parse one line; raise :class:`CaptionError` with a stable reason code when it is unusable."""
+def parse_caption_line(raw: bytes, allow_plain: bool = False) -> Caption:
+    """Parse one line; raise :class:`CaptionError` with a stable reason code when it is unusable.
+    ``allow_plain`` takes a line with no ``#`` fields as a whole-clip caption without tokens (the plain
+    sentences of Motion-X's semantic labels)."""
     try:
         line = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -49,6 +51,8 @@ def parse_caption_line(raw: bytes) -> Caption:
     if not line.strip():
         raise CaptionError("empty_caption", "the line is empty")
     parts = line.rsplit("#", 3)
+    if allow_plain and len(parts) == 1:
+        return Caption(line.strip(), (), 0.0, 0.0)
     if len(parts) != 4:
         raise CaptionError("malformed_caption", f"expected caption#tokens#start#end, got {line[:80]!r}")
     text, token_field, start_s, end_s = parts

@@ -9,16 +9,14 @@ subclips and captions.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
-from schemas.motion import FEATURE_DIM, NUM_JOINTS, motion_table
-from schemas.quarantine import Reject
+from schemas.motion import FEATURE_DIM, NUM_JOINTS
 from stages import StageResult
-from stages.humanml3d_text import Caption, CaptionError, parse_caption_line, split_caption_lines
+from stages.clips import ClipRows, subclip_id
 
 __all__ = ["INPUT_COLUMNS", "OUTPUT_TABLES", "STAGE", "ingest_humanml3d", "subclip_id"]
 
@@ -33,11 +31,6 @@ class _ClipError(ValueError):
     def __init__(self, reason: str, detail: str, path: str | None = None):
         super().__init__(f"{reason}: {detail}")
         self.reason, self.detail, self.path = reason, detail, path
-
-
-def subclip_id(parent_id: str, start_frame: int, end_frame: int) -> str:
-    """A sub-clip's id, derived from its parent's: stable, sortable, and unique per span."""
-    return f"{parent_id}_{start_frame:04d}_{end_frame:04d}"
 
 
 def _load_array(root: Path, rel: str, motion_id: str) -> np.ndarray:
@@ -80,104 +73,19 @@ def _load_clip(root: Path, motion_id: str) -> tuple[np.ndarray, np.ndarray, byte
     return features.astype(np.float32, copy=False), joints.astype(np.float32, copy=False), raw_text
 
 
-def _length_reason(n: int, cfg, prefix: str = "") -> str | None:
-    if n < cfg.min_frames:
-        return f"{prefix}too_short"
-    if n > cfg.max_frames:
-        return f"{prefix}too_long"
-    return None
-
-
 def ingest_humanml3d(batch: pa.Table, cfg, *, root: str | Path) -> StageResult:
     """Read the clips named in ``batch`` from the HumanML3D tree at ``root``. ``cfg`` is the ingest
     config section (fps, min_frames, max_frames, subclips)."""
     root = Path(root)
-    rows: list[dict] = []
-    rejects: list[Reject] = []
-    counts: Counter = Counter()
-
-    def reject(record_id, reason, detail, split, path=None):
-        counts[f"dropped_{reason}"] += 1
-        rejects.append(Reject(record_id, "motion", STAGE, reason, detail, SOURCE, path, split))
-
+    acc = ClipRows(STAGE, SOURCE, cfg)
     for motion_id, split in zip(batch.column("motion_id").to_pylist(), batch.column("split").to_pylist(), strict=True):
-        counts["clips_in"] += 1
         feat_rel = f"{FEATURES_DIR}/{motion_id}.npy"
         try:
             features, joints, raw_text = _load_clip(root, motion_id)
         except _ClipError as exc:
-            reject(motion_id, exc.reason, exc.detail, split, exc.path or feat_rel)
-            counts["clips_quarantined"] += 1
+            acc.reject_clip(motion_id, exc.reason, exc.detail, split, exc.path or feat_rel)
             continue
-        n_frames = len(features)
-        reason = _length_reason(n_frames, cfg)
-        if reason:
-            reject(motion_id, reason, f"{n_frames} frames; limits {cfg.min_frames}–{cfg.max_frames}", split, feat_rel)
-            counts["clips_quarantined"] += 1
-            continue
-
-        whole: list[Caption] = []
-        spans: dict[tuple[int, int], list[Caption]] = defaultdict(list)
-        text_rel = f"{TEXTS_DIR}/{motion_id}.txt"
-        for line_no, raw in enumerate(split_caption_lines(raw_text), start=1):
-            counts["captions_in"] += 1
-            line_id = f"{motion_id}/texts:{line_no}"
-            try:
-                cap = parse_caption_line(raw)
-                if not cap.whole_clip:
-                    start_f, end_f = int(cap.start * cfg.fps), int(cap.end * cfg.fps)
-                    if start_f >= n_frames or end_f > n_frames:
-                        raise CaptionError(
-                            "span_outside_clip",
-                            f"span {cap.start:g}s..{cap.end:g}s = frames [{start_f}, {end_f}) but the clip has "
-                            f"{n_frames} frames",
-                        )
-            except CaptionError as exc:
-                reject(line_id, exc.reason, exc.detail, split, text_rel)
-                counts["captions_quarantined"] += 1
-                continue
-            if cap.whole_clip or not cfg.subclips:
-                whole.append(cap)
-            else:
-                spans[(start_f, end_f)].append(cap)
-
         mirror_of = motion_id[1:] if motion_id.startswith("M") and len(motion_id) > 1 else None
-        base = {"source": SOURCE, "source_path": feat_rel, "mirror_of": mirror_of, "split": split, "fps": cfg.fps}
-        n_rows_before = len(rows)
-        if whole:
-            rows.append(
-                base | {"motion_id": motion_id, "parent_id": None, "start_frame": 0, "end_frame": n_frames,
-                        "num_frames": n_frames, "features": features, "joints": joints,
-                        "texts": [c.as_row() for c in whole]}
-            )  # fmt: skip
-            counts["captions_out"] += len(whole)
-        for (start_f, end_f), caps in sorted(spans.items()):
-            counts["subclips_in"] += 1
-            sub_id = subclip_id(motion_id, start_f, end_f)
-            reason = _length_reason(end_f - start_f, cfg, prefix="subclip_")
-            if reason:
-                reject(sub_id, reason, f"frames [{start_f}, {end_f}) of {motion_id}: {end_f - start_f} frames; "
-                       f"limits {cfg.min_frames}–{cfg.max_frames} ({len(caps)} caption(s))", split, text_rel)  # fmt: skip
-                counts["subclips_quarantined"] += 1
-                counts["captions_quarantined"] += len(caps)
-                continue
-            rows.append(
-                base | {"motion_id": sub_id, "parent_id": motion_id, "start_frame": start_f, "end_frame": end_f,
-                        "num_frames": end_f - start_f, "features": features[start_f:end_f],
-                        "joints": joints[start_f:end_f], "texts": [c.as_row() for c in caps]}
-            )  # fmt: skip
-            counts["subclips_out"] += 1
-            counts["captions_out"] += len(caps)
-
-        if len(rows) > n_rows_before:
-            counts["clips_out"] += 1
-        else:
-            counts["clips_quarantined"] += 1
-            if not whole and not spans:
-                reject(motion_id, "no_valid_caption", f"{text_rel} has no usable caption line", split, text_rel)
-            else:
-                reject(motion_id, "no_usable_motion", "every sub-clip was rejected and no caption covers the "
-                       "whole clip", split, feat_rel)  # fmt: skip
-
-    counts["rows_out"] = len(rows)
-    return StageResult(tables={"motion": motion_table(rows)}, rejects=rejects, counters=counts)
+        acc.add_clip(motion_id, split, features, joints, raw_text, source_path=feat_rel,
+                     text_path=f"{TEXTS_DIR}/{motion_id}.txt", mirror_of=mirror_of)  # fmt: skip
+    return acc.result()

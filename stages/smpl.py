@@ -206,7 +206,7 @@ class BodyModels:
         with contextlib.redirect_stdout(said):  # smplx prints its warnings; keep them in the log
             model = cls(str(path), **kwargs).eval()
         for line in said.getvalue().splitlines():
-            log.info("smplx (%s): %s", path.name, line)
+            log.debug("smplx (%s): %s", path.name, line)
 
         class BodyJointsOnly(torch.nn.Module):
             """Skip smplx's extra keypoints picked from mesh vertices: HumanML3D uses the 22 body joints."""

@@ -47,9 +47,9 @@ def real_tree(tmp_path) -> Path:
     return root
 
 
-def local_build(source: Path, out: Path, *sets: str, overwrite: bool = False) -> dict:
+def local_build(source: Path | None, out: Path, *sets: str, overwrite: bool = False, sources=None) -> dict:
     from pipeline.build import build
     from pipeline.config import load_config
 
-    cfg = load_config(None, ["executor=local", *sets], [f"humanml3d={source}"])
+    cfg = load_config(None, ["executor=local", *sets], sources or [f"humanml3d={source}"])
     return build(cfg, str(out), overwrite=overwrite, show_progress=False)

@@ -84,3 +84,19 @@ def test_resume_after_driver_sigkill(clean_tree, ray_address, tmp_path):
     assert _shards(out) == _shards(reference)
     ids = [i for f in sorted((out / "motion").rglob("*.parquet")) for i in pq.read_table(f).column("motion_id").to_pylist()]
     assert len(ids) == len(set(ids))
+
+
+def test_smpl_sources_on_ray_match_local(ray_address, tmp_path):
+    r = subprocess.run(MOVID + ["sample-data", str(tmp_path / "d"), "--motions", "2", "--smpl", "6"],
+                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    d = tmp_path / "d"
+    sets = [f"smpl.model_dir={d / 'body_models'}", f"amass.texts={d / 'amass' / 'texts'}", "plan.unit_size=4"]
+    sources = [f"amass={d / 'amass'}", f"motionx={d / 'motionx'}"]
+    cmd = MOVID + ["build", "--out", str(tmp_path / "ray"), "--address", ray_address, "--quiet"]
+    cmd += [a for s in sources for a in ("--source", s)] + [a for s in sets for a in ("--set", s)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    local_build(None, tmp_path / "local", *sets, sources=sources)
+    ray_shards, local_shards = _shards(tmp_path / "ray"), _shards(tmp_path / "local")
+    assert len(ray_shards) >= 6 and ray_shards == local_shards

@@ -54,7 +54,7 @@ def test_source_errors_name_the_path(tmp_path):
     with pytest.raises(ConfigError, match="expected KIND=PATH"):
         load_config(None, [], ["humanml3d"])
     with pytest.raises(ConfigError, match="not supported by this version"):
-        load_config(None, [], [f"amass={tmp_path}"])
+        load_config(None, [], [f"video={tmp_path}"])
     with pytest.raises(ConfigError, match="--config: .* does not exist"):
         load_config(tmp_path / "missing.yaml")
 
