@@ -77,6 +77,10 @@ class ClipRows:
         clip in its source sequence (provenance: ``start_frame``/``end_frame``)."""
         self.counts["clips_in"] += 1
         n_frames = len(features)
+        if not (np.isfinite(features).all() and np.isfinite(joints).all()):  # e.g. a degenerate (zero-length) bone
+            self.reject(motion_id, "non_finite", "NaN/inf in the computed features or joints", split, source_path)
+            self.counts["clips_quarantined"] += 1
+            return
         reason = self._length_reason(n_frames)
         if reason:
             self.reject(motion_id, reason, f"{n_frames} frames; limits {self.cfg.min_frames}–{self.cfg.max_frames}",

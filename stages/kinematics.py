@@ -174,7 +174,11 @@ def _featurize(clips: Sequence[np.ndarray], tgt: np.ndarray, feet_threshold: flo
 
 def joints_to_features(joints: np.ndarray, target_offsets: np.ndarray | None = None,
                        feet_threshold: float = 0.002) -> np.ndarray:  # fmt: skip
-    """(T, 22, 3) joint positions (Y up, metres, 20 fps) → (T-1, 263) HumanML3D features, float32."""
+    """(T, 22, 3) joint positions (Y up, metres, 20 fps) → (T-1, 263) HumanML3D features, float32.
+
+    ``target_offsets`` (22, 3) is the target skeleton as the reference's ``get_offsets_joints`` builds it
+    (raw directions × bone lengths; see ``target_offsets_from_joints``); as in the reference, only its
+    bone lengths and leg length matter. Default: HumanML3D's uniform skeleton."""
     return joints_to_features_batch([joints], target_offsets, feet_threshold)[0]
 
 

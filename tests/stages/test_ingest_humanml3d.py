@@ -74,3 +74,15 @@ def test_real_humanml3d_clip_ingests(real_tree):
     np.testing.assert_array_equal(np.array(row["features"], np.float32),
                                   np.load(real_tree / "new_joint_vecs/012314.npy"))  # fmt: skip
     assert [(r.record_id, r.reason) for r in res.rejects] == [("M012314", "no_data")]
+
+
+def test_non_finite_computed_motion_is_quarantined_not_written():
+    from stages.clips import ClipRows
+
+    acc = ClipRows("ingest_test", "test", IngestConfig())
+    feats, joints = np.zeros((60, 263), np.float32), np.zeros((60, 22, 3), np.float32)
+    feats[5, 7] = np.nan
+    acc.add_clip("x", "train", feats, joints, None, source_path="x.npz")
+    res = acc.result()
+    assert res.tables["motion"].num_rows == 0 and [r.reason for r in res.rejects] == ["non_finite"]
+    assert res.counters["clips_in"] == res.counters["clips_quarantined"] == 1
