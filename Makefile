@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 
 demo: setup
 	$(MOVID) sample-data $(DEMO_DATA) --motions 300 --seed 0 --broken
-	$(MOVID) build --source humanml3d=$(DEMO_DATA)/humanml3d --out $(DEMO_OUT) --config configs/demo.yaml --overwrite
+	$(MOVID) build --source humanml3d=$(DEMO_DATA)/humanml3d --source video=$(DEMO_DATA)/videos --out $(DEMO_OUT) --config configs/demo.yaml --overwrite
 	$(MOVID) inspect $(DEMO_OUT)
 
 test: setup

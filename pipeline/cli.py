@@ -17,6 +17,12 @@ def _cmd_sample_data(args) -> int:
     counts = write_sample_humanml3d(target, args.motions, args.seed, broken=args.broken, show_progress=True)
     print(f"wrote {counts['motions']} motions ({args.motions} clips and their mirrors)"
           + (f" and {counts['broken']} broken records" if args.broken else "") + f" to {target}")  # fmt: skip
+    n_videos = min(args.motions, 10) if args.videos is None else args.videos
+    if n_videos:
+        from pipeline.sample_data import write_sample_videos
+
+        c = write_sample_videos(f"{args.dir}/videos", target, n_videos)
+        print(f"wrote {c['videos']} skeleton videos (H.264, 30 fps) of those motions to {args.dir}/videos")
     if args.smpl:
         from pipeline.sample_data import write_sample_smpl
 
@@ -64,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--motions", type=int, default=100, help="clips to generate (each also gets its M mirror)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--broken", action="store_true", help="add one record of each broken-input kind")
+    s.add_argument("--videos", type=int, default=None, metavar="N",
+                   help="render N of the motions as videos in DIR/videos (default: min(motions, 10))")  # fmt: skip
     s.add_argument("--smpl", type=int, default=0, metavar="N",
                    help="also write N AMASS-style and N Motion-X clips (and mirrors) with synthetic body models")  # fmt: skip
     s.set_defaults(fn=_cmd_sample_data)

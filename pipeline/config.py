@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 SOURCE_KINDS = ("humanml3d", "amass", "motionx", "video")
-SUPPORTED_SOURCE_KINDS = ("humanml3d", "amass", "motionx")
+SUPPORTED_SOURCE_KINDS = ("humanml3d", "amass", "motionx", "video")
 
 
 class ConfigError(ValueError):
@@ -83,6 +83,26 @@ class MotionXConfig:
 
 
 @dataclass
+class VideoConfig:
+    metadata: str = "metadata.jsonl"  # under the source: JSONL or CSV (path, captions, motion_id, smpl, start, end, split, offset)
+    smpl_fps: float | None = None  # frame rate of per-frame SMPL-X files; default: the video's
+
+
+@dataclass
+class FramesConfig:
+    mode: str = "uniform"  # uniform: num_frames spread over the segment; fps: one every 1/sample_fps s
+    num_frames: int = 8
+    sample_fps: float = 1.0
+    short_side: int = 224
+    jpeg_quality: int = 90
+
+
+@dataclass
+class AlignConfig:
+    tolerance_seconds: float = 0.5  # a video and its motion whose lengths differ more go to quarantine
+
+
+@dataclass
 class InstructionsConfig:
     caption_conversations: bool = True
 
@@ -105,6 +125,9 @@ class BuildConfig:
     smpl: SmplConfig = field(default_factory=SmplConfig)
     amass: AmassConfig = field(default_factory=AmassConfig)
     motionx: MotionXConfig = field(default_factory=MotionXConfig)
+    video: VideoConfig = field(default_factory=VideoConfig)
+    frames: FramesConfig = field(default_factory=FramesConfig)
+    align: AlignConfig = field(default_factory=AlignConfig)
     instructions: InstructionsConfig = field(default_factory=InstructionsConfig)
     shard: ShardConfig = field(default_factory=ShardConfig)
 
@@ -126,6 +149,12 @@ class BuildConfig:
                 f"ingest.min_frames/ingest.max_frames: need 1 <= min <= max, got "
                 f"{self.ingest.min_frames}/{self.ingest.max_frames}"
             )
+        if self.frames.mode not in ("uniform", "fps"):
+            raise ConfigError(f"frames.mode: must be 'uniform' or 'fps', got {self.frames.mode!r}")
+        if self.frames.num_frames < 1 or self.frames.short_side < 16 or self.frames.sample_fps <= 0:
+            raise ConfigError("frames.num_frames >= 1, frames.short_side >= 16 and frames.sample_fps > 0 are required")
+        if not 1 <= self.frames.jpeg_quality <= 100:
+            raise ConfigError(f"frames.jpeg_quality: 1..100, got {self.frames.jpeg_quality}")
         if self.ray.max_retries < 0:
             raise ConfigError(f"ray.max_retries: must be >= 0, got {self.ray.max_retries}")
         kinds_seen = set()
@@ -156,6 +185,8 @@ class BuildConfig:
                     raise ConfigError(f"amass.index: {str(index)!r} does not exist (HumanML3D's index.csv)")
                 if self.amass.texts and not Path(self.amass.texts).is_dir():
                     raise ConfigError(f"amass.texts: {self.amass.texts!r} is not a directory")
+            if src.kind == "video" and not (Path(src.path) / self.video.metadata).is_file():
+                raise ConfigError(f"video.metadata: {str(Path(src.path) / self.video.metadata)!r} does not exist")
             if src.kind == "motionx" and not (Path(src.path) / self.motionx.motions).is_dir():
                 raise ConfigError(f"motionx.motions: {str(Path(src.path) / self.motionx.motions)!r} is not a directory")
 

@@ -19,7 +19,7 @@ from schemas import SCHEMA_VERSION, TABLES
 
 __all__ = ["BuildError", "commit_build", "reconcile", "code_version"]
 
-TABLE_ORDER = ("motion", "instruction", "quarantine")
+TABLE_ORDER = ("motion", "video", "instruction", "quarantine")
 
 
 class BuildError(RuntimeError):
@@ -79,26 +79,32 @@ def reconcile(stage_totals: dict[str, Counter], shard_rows: dict[str, int]) -> d
     for stage, counts in stage_totals.items():
         if stage.startswith("ingest_"):
             ingest.update(counts)
+    video = stage_totals.get("ingest_video", Counter())
     checks = {
         "plan": {"in": plan["listed"], "out": plan["planned"], "quarantined": plan["quarantined"]},
+        "plan_videos": {"in": plan["videos_listed"], "out": plan["videos_planned"], "quarantined": plan["videos_quarantined"]},
         "clips": {"in": ingest["clips_in"], "out": ingest["clips_out"], "quarantined": ingest["clips_quarantined"]},
         "subclips": {"in": ingest["subclips_in"], "out": ingest["subclips_out"],
                      "quarantined": ingest["subclips_quarantined"]},
         "captions": {"in": ingest["captions_in"], "out": ingest["captions_out"],
                      "quarantined": ingest["captions_quarantined"]},
+        "videos": {"in": video["videos_in"], "out": video["videos_out"], "quarantined": video["videos_quarantined"]},
     }  # fmt: skip
     for c in checks.values():
         c["ok"] = c["in"] == c["out"] + c["quarantined"]
     dropped = sum(v for counts in stage_totals.values() for k, v in counts.items() if k.startswith("dropped_"))
+    motion_clips_in = ingest["clips_in"] - video["clips_in"]  # motions built from video SMPL are not planned clips
+    instr, vinstr = stage_totals.get("caption_instructions", Counter()), stage_totals.get("video_caption_instructions", Counter())
     checks["links"] = {
-        "planned_equals_ingested": plan["planned"] == ingest["clips_in"],
+        "planned_equals_ingested": plan["planned"] == motion_clips_in,
+        "planned_videos_equal_ingested": plan["videos_planned"] == video["videos_in"],
         "motion_rows_equal_shard_rows": ingest["rows_out"] == shard_rows.get("motion", 0),
+        "video_rows_equal_shard_rows": video["videos_out"] == shard_rows.get("video", 0),
         "quarantine_rows_equal_drops": dropped == shard_rows.get("quarantine", 0),
     }
-    if "caption_instructions" in stage_totals:
-        instr = stage_totals["caption_instructions"]
-        checks["links"]["captions_become_instructions"] = instr["captions_in"] == ingest["captions_out"] == instr[
-            "instructions_out"] == shard_rows.get("instruction", 0)  # fmt: skip
+    if instr or vinstr:
+        checks["links"]["captions_become_instructions"] = instr["captions_in"] == ingest["captions_out"] and (
+            instr["instructions_out"] + vinstr["instructions_out"] == shard_rows.get("instruction", 0))  # fmt: skip
     checks["links"]["ok"] = all(v for k, v in checks["links"].items() if k != "ok")
     checks["ok"] = all(c["ok"] for c in checks.values() if isinstance(c, dict))
     return checks

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from pipeline.config import BuildConfig, ConfigError, SourceSpec
 from schemas.quarantine import Reject
@@ -60,12 +63,12 @@ class _Splits:
     """Which split each id is listed in (train/val/test.txt under ``folder``), and the records the planner
     must reject: in no split, in two splits, not a safe id, or already planned from an earlier source."""
 
-    def __init__(self, folder: Path, kind: str, safe: re.Pattern, taken: set[str]):
+    def __init__(self, folder: Path, kind: str, safe: re.Pattern, taken: dict[str, tuple]):
         present = {s: folder / f"{s}.txt" for s in SPLITS if (folder / f"{s}.txt").is_file()}
         if not present:
             raise ConfigError(f"source {kind}: no split file in {folder}; expected at least one of "
                               f"{', '.join(f'{s}.txt' for s in SPLITS)}")  # fmt: skip
-        self.kind, self.safe, self.taken = kind, safe, taken
+        self.kind, self.safe, self.taken, self.root = kind, safe, taken, str(folder)
         self.counts: Counter = Counter()
         self.rejects: list[Reject] = []
         self.of: dict[str, list[str]] = {}
@@ -93,7 +96,7 @@ class _Splits:
             return self._reject(rid, "no_split", "listed in none of train/val/test.txt")
         if len(splits) > 1:
             return self._reject(rid, "split_conflict", f"listed in {' and '.join(splits)}: it would leak across splits")
-        self.taken.add(rid)
+        self.taken[rid] = (splits[0], self.kind, self.root)
         self.counts["planned"] += 1
         return splits[0]
 
@@ -116,7 +119,7 @@ def _units_by_split(kind: str, root: str, ids_by_split: dict[str, list[str]], un
     return units
 
 
-def _plan_split_listed(source: SourceSpec, unit_size: int, first: int, taken: set[str], safe: re.Pattern) -> Plan:
+def _plan_split_listed(source: SourceSpec, unit_size: int, first: int, taken: dict, safe: re.Pattern) -> Plan:
     """humanml3d and motionx: the split files list the records."""
     root = Path(source.path)
     splits = _Splits(root, source.kind, safe, taken)
@@ -130,7 +133,7 @@ def _plan_split_listed(source: SourceSpec, unit_size: int, first: int, taken: se
     return Plan(units, splits.rejects, splits.counts)
 
 
-def _plan_amass(source: SourceSpec, cfg: BuildConfig, first: int, taken: set[str]) -> Plan:
+def _plan_amass(source: SourceSpec, cfg: BuildConfig, first: int, taken: dict) -> Plan:
     """amass: each row of HumanML3D's index.csv is a clip and its mirror (``M`` + new_name), split by
     HumanML3D's split files; ids the split files list but the index lacks are another source's."""
     root = Path(source.path)
@@ -162,12 +165,100 @@ def _plan_amass(source: SourceSpec, cfg: BuildConfig, first: int, taken: set[str
     return Plan(units, splits.rejects, splits.counts)
 
 
+def _read_metadata(path: Path) -> list[dict]:
+    """Video metadata: JSONL (captions a list) or CSV (captions separated by ' | ')."""
+    if path.suffix == ".csv":
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+        for r in rows:
+            r["captions"] = [c.strip() for c in (r.get("captions") or "").split(" | ") if c.strip()]
+            for k in list(r):
+                if r[k] == "":
+                    r[k] = None
+        return rows
+    rows = []
+    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"video.metadata: {path} line {line_no} is not JSON ({exc})") from None
+    return rows
+
+
+def _motion_frames(kind: str, root: str, motion_id: str) -> int | None:
+    """Frames of a HumanML3D motion, read from its file header (the data stays on disk)."""
+    if kind != "humanml3d":
+        return None
+    try:
+        return int(np.load(Path(root) / "new_joint_vecs" / f"{motion_id}.npy", mmap_mode="r").shape[0])
+    except (OSError, ValueError):
+        return None
+
+
+def _plan_video(source: SourceSpec, cfg: BuildConfig, first: int, taken: dict) -> Plan:
+    """video: one record per metadata row; a video that names a motion takes that motion's split."""
+    root = Path(source.path)
+    counts: Counter = Counter()
+    rejects: list[Reject] = []
+    seen: set[str] = set()
+    rows = []
+    for meta in _read_metadata(root / cfg.video.metadata):
+        counts["videos_listed"] += 1
+        rel = str(meta.get("path") or "")
+        vid = str(meta.get("video_id") or Path(rel).with_suffix("").as_posix())
+        motion_id, smpl = meta.get("motion_id"), meta.get("smpl")
+        split = meta.get("split")
+        reason = None
+        if not rel or not _SAFE_REL_ID.match(vid):
+            reason, detail = "invalid_id", f"row without a usable path/video_id: {meta!r}"[:300]
+        elif vid in seen:
+            reason, detail = "duplicate_id", "another metadata row has this video id"
+        elif motion_id and not smpl and motion_id not in taken:
+            reason, detail = "unknown_motion", f"motion {motion_id!r} is not in this build"
+        elif smpl and (motion_id or vid) in taken:
+            reason, detail = "duplicate_id", f"motion id {motion_id or vid!r} is already taken"
+        if reason is None:
+            split = split or (taken[motion_id][0] if motion_id in taken else None)
+            if split not in SPLITS:
+                reason, detail = "no_split", f"split {split!r}: give a split, or a motion_id whose split is known"
+        if reason:
+            counts["videos_quarantined"] += 1
+            counts[f"dropped_{reason}"] += 1
+            rejects.append(Reject(vid or rel or "?", "video", "plan", reason, detail, "video", rel or None, split))
+            continue
+        seen.add(vid)
+        frames = None
+        if motion_id and not smpl:
+            frames = _motion_frames(taken[motion_id][1], taken[motion_id][2], motion_id)
+            if frames is None:
+                motion_id = None  # a motion whose length the planner cannot read: the video is kept unaligned
+                counts["videos_unaligned"] += 1
+        if smpl:
+            if not cfg.smpl.model_dir:
+                raise ConfigError(f"smpl.model_dir: required — video {vid!r} comes with per-frame SMPL-X parameters")
+            motion_id = motion_id or vid
+            taken[motion_id] = (split, "video", str(root))
+        counts["videos_planned"] += 1
+        rows.append((vid, rel, tuple(meta.get("captions") or ()), split, meta.get("start"), meta.get("end"),
+                     meta.get("offset"), motion_id, frames, smpl))  # fmt: skip
+    units = []
+    for k in range(0, len(rows), cfg.plan.unit_size):
+        chunk = tuple(rows[k : k + cfg.plan.unit_size])
+        digest = hashlib.sha256(repr(chunk).encode()).hexdigest()[:10]
+        units.append(WorkUnit(f"video-{k // cfg.plan.unit_size:05d}-{digest}", first + len(units), "video", str(root),
+                              "mixed", tuple(r[0] for r in chunk), chunk))  # fmt: skip
+    counts["units"] = len(units)
+    return Plan(units, rejects, counts)
+
+
 def plan_build(cfg: BuildConfig) -> Plan:
     if not cfg.sources:
         raise ConfigError("sources: no source given; pass --source humanml3d=PATH or set sources in the config")
     plan = Plan([], [], Counter())
-    taken: set[str] = set()  # ids planned so far: a later source may not reuse one
-    for source in cfg.sources:
+    taken: dict[str, tuple] = {}  # motion id → (split, kind, root) planned so far; a later source may not reuse one
+    # motion sources first: videos name motions of the build
+    for source in sorted(cfg.sources, key=lambda s: s.kind == "video"):
         first = len(plan.units)
         if source.kind == "humanml3d":
             part = _plan_split_listed(source, cfg.plan.unit_size, first, taken, _SAFE_ID)
@@ -175,6 +266,8 @@ def plan_build(cfg: BuildConfig) -> Plan:
             part = _plan_split_listed(source, cfg.plan.unit_size, first, taken, _SAFE_REL_ID)
         elif source.kind == "amass":
             part = _plan_amass(source, cfg, first, taken)
+        elif source.kind == "video":
+            part = _plan_video(source, cfg, first, taken)
         else:  # config validation already refuses unsupported kinds
             raise ConfigError(f"sources: no planner for kind {source.kind!r}")
         plan.units += part.units

@@ -316,3 +316,27 @@ def forward_kinematics_joints(local: np.ndarray, pos: np.ndarray) -> np.ndarray:
     from pipeline.synthetic_motion import forward_kinematics
 
     return forward_kinematics(local, pos).astype(np.float32)
+
+
+def write_sample_videos(root: str | Path, humanml3d_root: str | Path, n_videos: int = 10, fps: float = 30.0,
+                        size: tuple[int, int] = (320, 240)) -> dict:  # fmt: skip
+    """``root/<id>.mp4`` for the first ``n_videos`` clips of a HumanML3D tree: each clip's skeleton rendered
+    at ``fps`` (not the motion's 20) and encoded to H.264, and ``root/metadata.jsonl`` naming the motion
+    and the clip's whole-clip captions, so video and motion correspond frame for frame in time."""
+    import json as _json
+
+    from pipeline.synthetic_video import render_skeleton_frames, write_video
+    from schemas.motion import FPS
+
+    root, h3d = Path(root), Path(humanml3d_root)
+    ids = [i for s in ("train", "val", "test") for i in (h3d / f"{s}.txt").read_text().split()]
+    ids = sorted(i for i in ids if not i.startswith("M") and (h3d / "new_joints" / f"{i}.npy").is_file())[:n_videos]
+    meta = []
+    for mid in ids:
+        joints = np.load(h3d / "new_joints" / f"{mid}.npy")
+        times = np.arange(int(len(joints) / FPS * fps)) / fps
+        write_video(root / f"{mid}.mp4", render_skeleton_frames(joints, times, *size), fps)
+        caps = [ln.split("#")[0] for ln in (h3d / "texts" / f"{mid}.txt").read_text().splitlines() if ln.endswith("#0.0#0.0")]
+        meta.append({"path": f"{mid}.mp4", "motion_id": mid, "captions": caps})
+    (root / "metadata.jsonl").write_text("".join(_json.dumps(m) + "\n" for m in meta))
+    return {"videos": len(meta)}

@@ -19,7 +19,7 @@ from pipeline.planner import WorkUnit
 from pipeline.runstate import RunState, atomic_write_json
 from pipeline.shards import write_table_shards
 from schemas.quarantine import Reject, rejects_table
-from stages.caption_instructions import caption_instructions
+from stages.caption_instructions import caption_instructions, video_caption_instructions
 from stages.ingest_humanml3d import ingest_humanml3d
 
 __all__ = ["NO_SPLIT", "run_unit", "write_unit_outputs"]
@@ -67,7 +67,8 @@ def _ingest(unit: WorkUnit, cfg: BuildConfig):
         return ingest_humanml3d(batch, cfg.ingest, root=unit.source_root)
     from stages.ingest_smpl import body_models, ingest_amass, ingest_motionx  # torch/smplx only when needed
 
-    models = body_models(cfg.smpl)
+    if unit.source_kind in ("amass", "motionx"):
+        models = body_models(cfg.smpl)
     if unit.source_kind == "amass":
         names = ("new_name", "source_path", "start_frame", "end_frame", "split", "m_split")
         batch = pa.table({n: [r[k] for r in unit.rows] for k, n in enumerate(names)})
@@ -76,6 +77,16 @@ def _ingest(unit: WorkUnit, cfg: BuildConfig):
         batch = pa.table({"motion_id": list(unit.record_ids), "split": [unit.split] * len(unit.record_ids)})
         return ingest_motionx(batch, cfg.ingest, root=unit.source_root, models=models, motions=cfg.motionx.motions,
                               texts=cfg.motionx.texts, fps=cfg.motionx.fps)  # fmt: skip
+    if unit.source_kind == "video":
+        from stages.ingest_video import ingest_video
+
+        names = ("video_id", "path", "captions", "split", "start", "end", "offset", "motion_id", "motion_frames", "smpl")
+        cols = {n: [r[k] for r in unit.rows] for k, n in enumerate(names)}
+        cols["captions"] = [list(c) for c in cols["captions"]]
+        batch = pa.table(cols)
+        need_models = any(cols["smpl"])
+        return ingest_video(batch, cfg.frames, cfg.align, cfg.ingest, root=unit.source_root,
+                            models=body_models(cfg.smpl) if need_models else None, smpl_fps=cfg.video.smpl_fps)  # fmt: skip
     raise ValueError(f"no ingest for source kind {unit.source_kind!r}")
 
 
@@ -92,9 +103,16 @@ def run_unit(unit: WorkUnit, cfg: BuildConfig, out: str) -> dict:
     tables = dict(ingest.tables)
     stages = {ingest_stage: dict(ingest.counters)}
     if cfg.instructions.caption_conversations:
-        captions = caption_instructions(ingest.tables["motion"], seed=cfg.seed)
-        tables.update(captions.tables)
-        stages["caption_instructions"] = dict(captions.counters)
+        parts = []
+        if "motion" in tables:
+            captions = caption_instructions(tables["motion"], seed=cfg.seed)
+            stages["caption_instructions"] = dict(captions.counters)
+            parts.append(captions.tables["instruction"])
+        if "video" in tables:
+            video_captions = video_caption_instructions(tables["video"], seed=cfg.seed)
+            stages["video_caption_instructions"] = dict(video_captions.counters)
+            parts.append(video_captions.tables["instruction"])
+        tables["instruction"] = pa.concat_tables(parts)
     stats = write_unit_outputs(state, unit.unit_id, tables, ingest.rejects, stages, cfg)
     log.debug("unit %s done in %.2fs: %s", unit.unit_id, time.perf_counter() - t0, Counter(stages[ingest_stage]))
     return stats

@@ -11,6 +11,7 @@ import pyarrow as pa
 from schemas.instruction import INSTRUCTION_SCHEMA
 from schemas.motion import MOTION_SCHEMA
 from schemas.quarantine import QUARANTINE_SCHEMA
+from schemas.video import VIDEO_SCHEMA
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -24,13 +25,14 @@ __all__ = [
 ]
 
 # Bump on any change to a table's columns or their meaning; readers compare it with the shard metadata.
-SCHEMA_VERSION = "1.0.0"
+SCHEMA_VERSION = "1.1.0"  # 1.1: the video table
 SCHEMA_VERSION_KEY = b"movid.schema_version"
 TABLE_KEY = b"movid.table"
 
 TABLES: dict[str, pa.Schema] = {
     "motion": MOTION_SCHEMA,
     "instruction": INSTRUCTION_SCHEMA,
+    "video": VIDEO_SCHEMA,
     "quarantine": QUARANTINE_SCHEMA,
 }
 

@@ -53,7 +53,9 @@ def test_source_errors_name_the_path(tmp_path):
         load_config(None, [], [f"humanml3d={tmp_path / 'nope'}"])
     with pytest.raises(ConfigError, match="expected KIND=PATH"):
         load_config(None, [], ["humanml3d"])
-    with pytest.raises(ConfigError, match="not supported by this version"):
+    with pytest.raises(ConfigError, match="unknown source kind 'webcam'"):
+        load_config(None, [], [f"webcam={tmp_path}"])
+    with pytest.raises(ConfigError, match="video.metadata: .*metadata.jsonl' does not exist"):
         load_config(None, [], [f"video={tmp_path}"])
     with pytest.raises(ConfigError, match="--config: .* does not exist"):
         load_config(tmp_path / "missing.yaml")

@@ -1,0 +1,134 @@
+"""Frame sampling: pick K frames of a clip segment (uniform in time, or at a given rate), decode them
+with decord (ffmpeg as the fallback), turn them upright per the file's rotation, resize to a short
+side, and encode JPEG. Times are the frames' real presentation timestamps, so variable-frame-rate
+files sample correctly.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from stages.media import MediaError, VideoInfo, ffmpeg_exe, ffprobe_exe
+
+__all__ = ["SampledFrames", "decode_frames", "frame_times", "sample_fps_frames", "sample_uniform_frames", "target_size"]
+
+
+@dataclass
+class SampledFrames:
+    indices: list[int]
+    timestamps: list[float]  # seconds, presentation time of each sampled frame
+    jpegs: list[bytes]
+    width: int  # of the stored (upright, resized) frames
+    height: int
+    decoder: str  # decord | ffmpeg
+
+
+def sample_uniform_frames(times: np.ndarray, k: int, start: float = 0.0, end: float | None = None) -> np.ndarray:
+    """Indices of ``k`` frames spread uniformly in time over [start, end): the frame nearest to each of
+    ``k`` evenly spaced instants from the segment's first frame to its last (repeats allowed when the
+    segment has fewer than ``k`` frames)."""
+    inside = np.flatnonzero((times >= start - 1e-6) & (times < (np.inf if end is None else end) - 1e-6))
+    if len(inside) == 0:
+        raise MediaError("empty_segment", f"no frame in [{start:g}, {end if end is not None else 'end'}) s")
+    targets = np.linspace(times[inside[0]], times[inside[-1]], k)
+    return inside[np.abs(times[inside][None, :] - targets[:, None]).argmin(axis=1)]
+
+
+def sample_fps_frames(times: np.ndarray, fps: float, start: float = 0.0, end: float | None = None) -> np.ndarray:
+    """One frame every 1/fps seconds over [start, end) (the nearest frame to each instant, no repeats)."""
+    inside = np.flatnonzero((times >= start - 1e-6) & (times < (np.inf if end is None else end) - 1e-6))
+    if len(inside) == 0:
+        raise MediaError("empty_segment", f"no frame in [{start:g}, {end if end is not None else 'end'}) s")
+    targets = np.arange(times[inside[0]], times[inside[-1]] + 1e-9, 1.0 / fps)
+    picked = inside[np.abs(times[inside][None, :] - targets[:, None]).argmin(axis=1)]
+    return np.unique(picked)
+
+
+def target_size(width: int, height: int, short_side: int) -> tuple[int, int]:
+    """(w, h) with the shorter side ``short_side`` and the aspect kept, both even (codec-friendly)."""
+    s = short_side / min(width, height)
+    return max(2, int(round(width * s / 2)) * 2), max(2, int(round(height * s / 2)) * 2)
+
+
+def frame_times(path: str | Path, info: VideoInfo):
+    """Presentation time of every frame, and the decord reader that gave them (None where decord cannot
+    index the file and ffprobe's packet times are used instead)."""
+    try:
+        import decord
+
+        vr = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
+        times = vr.get_frame_timestamp(np.arange(len(vr)))[:, 0].astype(np.float64)
+        if len(times) and np.all(np.diff(times) > 0):
+            return times, vr
+    except Exception:  # decord raises its own DECORDError (and RuntimeError) for files it cannot index
+        pass
+    out = subprocess.run([ffprobe_exe(), "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time",
+                          "-of", "csv=p=0", str(path)], capture_output=True, text=True)  # fmt: skip
+    pts = sorted(float(x) for x in out.stdout.split() if x.strip() not in ("", "N/A"))
+    if out.returncode or not pts:
+        raise MediaError("undecodable", f"{Path(path).name}: no frame timestamps ({out.stderr.strip()[-200:]})")
+    times = np.array(pts) - pts[0]
+    return times, None
+
+
+def _jpeg(frame: np.ndarray, quality: int) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(frame).save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def _decode_decord(reader, indices, info: VideoInfo, size_display) -> np.ndarray:
+    """decord applies the display rotation itself (checked against ffmpeg for 90/180/270); should a build
+    not, its frames come out in the stored shape and are turned here."""
+    from PIL import Image
+
+    frames = reader.get_batch(list(map(int, indices))).asnumpy()
+    disp_w, disp_h = info.display_size
+    if info.rotation in (90, 270) and frames.shape[1:3] == (info.height, info.width) != (disp_h, disp_w):
+        frames = np.rot90(frames, k=-(info.rotation // 90), axes=(1, 2))
+    return np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(f)).resize(size_display, Image.BILINEAR))
+                     for f in frames])  # fmt: skip
+
+
+def _decode_ffmpeg(path, indices, size_display) -> np.ndarray:
+    """ffmpeg picks the frames by number and applies the rotation itself (autorotate)."""
+    import ffmpeg
+
+    w, h = size_display
+    wanted = sorted(set(map(int, indices)))
+    select = "+".join(f"eq(n,{i})" for i in wanted)
+    stream = ffmpeg.input(str(path)).filter("select", select).filter("scale", w, h)
+    args = ffmpeg.compile(ffmpeg.output(stream, "pipe:", format="rawvideo", pix_fmt="rgb24", fps_mode="passthrough"),
+                          cmd=[ffmpeg_exe(), "-hide_banner", "-loglevel", "error"])  # fmt: skip
+    proc = subprocess.run(args, capture_output=True)
+    frames = np.frombuffer(proc.stdout, np.uint8)
+    if proc.returncode or frames.size != len(wanted) * w * h * 3:
+        raise MediaError("undecodable", f"{Path(path).name}: ffmpeg decoded {frames.size // max(w * h * 3, 1)} of "
+                         f"{len(wanted)} frames ({proc.stderr.decode(errors='replace').strip()[-200:]})")  # fmt: skip
+    by_index = dict(zip(wanted, frames.reshape(len(wanted), h, w, 3), strict=True))
+    return np.stack([by_index[int(i)] for i in indices])
+
+
+def decode_frames(path: str | Path, info: VideoInfo, indices: np.ndarray, times: np.ndarray, *, reader=None,
+                  short_side: int = 224, quality: int = 90) -> SampledFrames:  # fmt: skip
+    """Decode ``indices`` (with ``reader``, decord's, when there is one; else, or if it fails, ffmpeg),
+    upright and resized so the display's short side is ``short_side``, as JPEG."""
+    size_display = target_size(*info.display_size, short_side)
+    decoder, frames = "decord", None
+    if reader is not None:
+        try:
+            frames = _decode_decord(reader, indices, info, size_display)
+        except Exception:  # fall back to ffmpeg for anything decord cannot decode
+            frames = None
+    if frames is None:
+        decoder = "ffmpeg"
+        frames = _decode_ffmpeg(path, indices, size_display)
+    return SampledFrames([int(i) for i in indices], [float(times[i]) for i in indices],
+                         [_jpeg(f, quality) for f in frames], size_display[0], size_display[1], decoder)  # fmt: skip

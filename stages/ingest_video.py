@@ -1,0 +1,104 @@
+"""Ingest of a video source: probe each file (ffprobe via ffmpeg-python), sample and decode frames
+(decord, ffmpeg fallback), align to its motion, and — where a video comes with per-frame SMPL-X
+parameters (Motion-X style) — build that motion through the kinematics stage and link the two.
+
+Input batch columns: ``video_id``, ``path`` (relative to the source root), ``captions`` (list), ``split``,
+``start``/``end`` (seconds or null), ``offset`` (motion time at ``start``), ``motion_id``,
+``motion_frames`` (frames of the linked motion, or null), ``smpl`` (per-frame SMPL-X ``.npy`` or null).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pyarrow as pa
+
+from schemas.quarantine import Reject
+from schemas.video import VIDEO_SCHEMA
+from stages import StageResult
+from stages.align import common_segment, motion_frames_for
+from stages.clips import ClipRows
+from stages.frames import decode_frames, frame_times, sample_fps_frames, sample_uniform_frames
+from stages.media import MediaError, probe_video
+
+__all__ = ["STAGE", "ingest_video"]
+
+STAGE = "ingest_video"
+MOTION_FPS = 20.0
+
+
+def _smpl_motion(path: Path, fps: float, models):
+    from stages.kinematics import features_to_joints, joints_to_features
+    from stages.smpl import SmplFileError, motionx_joints, read_motionx_npy
+
+    try:
+        joints = motionx_joints(read_motionx_npy(path, fps=fps), models)
+    except SmplFileError as exc:
+        raise MediaError("unreadable_smpl", str(exc)) from None
+    if len(joints) < 2:
+        raise MediaError("unreadable_smpl", f"{path.name}: {len(joints)} frame(s)")
+    features = joints_to_features(joints)
+    return features, features_to_joints(features)
+
+
+def ingest_video(batch: pa.Table, frames_cfg, align_cfg, ingest_cfg, *, root: str | Path, models=None,
+                 smpl_fps: float | None = None) -> StageResult:  # fmt: skip
+    root = Path(root)
+    rows, rejects, counts = [], [], Counter()
+    motions = ClipRows(STAGE, "video", ingest_cfg)  # motions built from per-frame SMPL-X files
+    for rec in batch.to_pylist():
+        counts["videos_in"] += 1
+        vid, split, rel = rec["video_id"], rec["split"], rec["path"]
+        try:
+            info = probe_video(root / rel)
+            times, reader = frame_times(root / rel, info)
+            start = float(rec["start"] or 0.0)
+            end = float(rec["end"]) if rec["end"] is not None else float(times[-1] + 1.0 / info.fps)
+            motion_id, motion_frames = rec["motion_id"], rec["motion_frames"]
+            smpl_motion = None
+            if rec["smpl"]:
+                smpl_motion = _smpl_motion(root / rec["smpl"], smpl_fps or info.fps, models)
+                motion_frames = len(smpl_motion[0])
+            alignment = None
+            if motion_frames is not None:
+                alignment = common_segment(start, end, motion_frames / MOTION_FPS, float(rec["offset"] or 0.0),
+                                           align_cfg.tolerance_seconds)  # fmt: skip
+                start, end = alignment.video_start, alignment.video_end
+            if frames_cfg.mode == "fps":
+                idx = sample_fps_frames(times, frames_cfg.sample_fps, start, end)
+            else:
+                idx = sample_uniform_frames(times, frames_cfg.num_frames, start, end)
+            sampled = decode_frames(root / rel, info, idx, times, reader=reader, short_side=frames_cfg.short_side,
+                                    quality=frames_cfg.jpeg_quality)  # fmt: skip
+        except MediaError as exc:
+            counts["videos_quarantined"] += 1
+            counts[f"dropped_{exc.reason}"] += 1
+            rejects.append(Reject(vid, "video", STAGE, exc.reason, exc.detail, "video", rel, split))
+            continue
+        if smpl_motion is not None:
+            features, joints = smpl_motion
+            motions.add_clip(motion_id, split, features, joints, ("\n".join(rec["captions"]) + "\n").encode()
+                             if rec["captions"] else None, source_path=rec["smpl"], plain_captions=True)  # fmt: skip
+        counts["videos_out"] += 1
+        counts[f"decoded_{sampled.decoder}"] += 1
+        rows.append({
+            "video_id": vid, "source": "video", "source_path": rel, "split": split, "fps": info.fps,
+            "variable_frame_rate": info.variable_frame_rate, "duration": info.duration, "num_frames": info.num_frames,
+            "orig_width": info.width, "orig_height": info.height, "rotation": info.rotation, "codec": info.codec,
+            "width": sampled.width, "height": sampled.height, "segment_start": start, "segment_end": end,
+            "frame_indices": sampled.indices, "frame_timestamps": sampled.timestamps, "frames": sampled.jpegs,
+            "decoder": sampled.decoder, "captions": list(rec["captions"] or []),
+            "motion_id": motion_id if alignment else None,
+            "motion_frame_indices": motion_frames_for(sampled.timestamps, alignment, motion_frames).tolist()
+            if alignment else None,
+            "overlap_seconds": alignment.overlap if alignment else None,
+            "offset_seconds": alignment.offset if alignment else None,
+        })  # fmt: skip
+    tables = {"video": pa.Table.from_pylist(rows, schema=VIDEO_SCHEMA)}
+    if motions.counts["clips_in"]:
+        built = motions.result()
+        tables["motion"] = built.tables["motion"]
+        rejects += built.rejects
+        counts.update(built.counters)
+    return StageResult(tables=tables, rejects=rejects, counters=counts)
