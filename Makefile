@@ -34,6 +34,7 @@ test-all: setup
 bench: setup
 	$(PY) bench/ingest.py
 	$(PY) bench/kinematics.py
+	$(PY) bench/frames.py
 
 lint: setup
 	$(VENV)/bin/ruff check .
