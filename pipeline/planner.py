@@ -218,6 +218,15 @@ def _plan_video(source: SourceSpec, cfg: BuildConfig, first: int, taken: dict) -
             reason, detail = "unknown_motion", f"motion {motion_id!r} is not in this build"
         elif smpl and (motion_id or vid) in taken:
             reason, detail = "duplicate_id", f"motion id {motion_id or vid!r} is already taken"
+        times = {}
+        if reason is None:
+            try:
+                times = {k: (None if meta.get(k) in (None, "") else float(meta[k])) for k in ("start", "end", "offset")}
+            except (TypeError, ValueError):
+                reason, detail = "invalid_metadata", f"start/end/offset must be seconds: {meta!r}"[:300]
+            else:
+                if times["start"] is not None and times["end"] is not None and times["end"] <= times["start"]:
+                    reason, detail = "invalid_metadata", f"end {times['end']} <= start {times['start']}"
         if reason is None:
             split = split or (taken[motion_id][0] if motion_id in taken else None)
             if split not in SPLITS:
@@ -240,8 +249,8 @@ def _plan_video(source: SourceSpec, cfg: BuildConfig, first: int, taken: dict) -
             motion_id = motion_id or vid
             taken[motion_id] = (split, "video", str(root))
         counts["videos_planned"] += 1
-        rows.append((vid, rel, tuple(meta.get("captions") or ()), split, meta.get("start"), meta.get("end"),
-                     meta.get("offset"), motion_id, frames, smpl))  # fmt: skip
+        rows.append((vid, rel, tuple(meta.get("captions") or ()), split, times["start"], times["end"], times["offset"],
+                     motion_id, frames, smpl))  # fmt: skip
     units = []
     for k in range(0, len(rows), cfg.plan.unit_size):
         chunk = tuple(rows[k : k + cfg.plan.unit_size])

@@ -41,6 +41,7 @@ def video_build(tmp_path_factory):
         {"path": "empty.mp4", "captions": ["nothing"], "split": "train"},
         {"path": "corrupt.mp4", "captions": ["nothing"], "split": "train"},
         {"path": "copy.mp4", "video_id": "unlinked", "captions": ["a person moves."], "split": "val"},
+        {"path": "copy.mp4", "video_id": "segment", "captions": ["part of it."], "split": "train", "start": 1.0, "end": 2.5},
         {"path": "copy.mp4", "video_id": "ghost", "motion_id": "999999", "captions": ["x"]},
         {"path": "short_for_long.mp4", "motion_id": long_id, "captions": ["mismatch"]},
         {"path": "mx.mp4", "smpl": "mx.npy", "captions": ["a person runs forward."], "split": "test"},
@@ -58,8 +59,11 @@ def test_videos_and_their_quarantine(video_build):
     assert m["reconciliation"]["ok"]
     assert {r["record_id"]: r["reason"] for r in quarantine if r["table"] == "video"} == {
         "empty": "empty_file", "corrupt": "unreadable_video", "ghost": "unknown_motion", "short_for_long": "length_mismatch"}
-    assert len(videos) == 4 + 2 and "unlinked" in videos and videos["unlinked"]["motion_id"] is None
+    assert len(videos) == 4 + 3 and "unlinked" in videos and videos["unlinked"]["motion_id"] is None
     assert videos["unlinked"]["split"] == "val"
+    seg = videos["segment"]
+    assert (seg["segment_start"], seg["segment_end"]) == (1.0, 2.5)
+    assert 1.0 - 1e-6 <= min(seg["frame_timestamps"]) and max(seg["frame_timestamps"]) < 2.5
 
 
 def test_frames_decode_at_the_configured_size(video_build):
@@ -106,4 +110,17 @@ def test_video_conversations_for_all_three_modalities(video_build):
 def test_video_table_loads_with_datasets(video_build, tmp_path):
     out = video_build[1]
     dd = load_table(out, "video", cache_dir=tmp_path)
-    assert sum(len(s) for s in dd.values()) == 6
+    assert sum(len(s) for s in dd.values()) == 7
+
+
+def test_csv_metadata_is_read_like_jsonl(tmp_path):
+    from pipeline.config import load_config
+    from pipeline.planner import plan_build
+
+    (tmp_path / "metadata.csv").write_text("path,captions,split,start,end\na.mp4,one | two,train,0.5,\nb.mp4,,test,,\n"
+                                           "c.mp4,x,train,soon,\nd.mp4,x,train,3,2\n")  # fmt: skip
+    plan = plan_build(load_config(None, ["video.metadata=metadata.csv"], [f"video={tmp_path}"]))
+    rows = [r for u in plan.units for r in u.rows]
+    assert [(r[0], r[2], r[3], r[4], r[5]) for r in rows] == [("a", ("one", "two"), "train", 0.5, None),
+                                                             ("b", (), "test", None, None)]
+    assert {(r.record_id, r.reason) for r in plan.rejects} == {("c", "invalid_metadata"), ("d", "invalid_metadata")}
