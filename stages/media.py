@@ -112,6 +112,10 @@ def probe_video(path: str | Path) -> VideoInfo:
     if frames <= 0 or duration <= 0:
         raise MediaError("no_frames", f"{path.name}: {frames} frames, {duration:.3f} s")
     fps = avg or base or frames / duration
+    expected = duration * fps
+    if frames < 0.9 * expected - 2:  # the header promises more than the file holds: cut off while copying
+        raise MediaError("truncated", f"{path.name}: {frames} frames present of about {expected:.0f} "
+                         f"({duration:.2f} s at {fps:.3g} fps) the header announces")  # fmt: skip
     return VideoInfo(
         duration=duration, fps=fps, variable_frame_rate=bool(avg and base and abs(avg - base) / base > 0.01),
         num_frames=frames, width=int(video["width"]), height=int(video["height"]),
