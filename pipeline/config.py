@@ -309,9 +309,12 @@ def load_config(
 
 def config_hash(cfg: BuildConfig) -> str:
     """Hash of everything that changes the shards' bytes. Where the work runs (executor, Ray settings) and
-    source *locations* do not count: moving the sources or switching executors keeps a build resumable."""
+    where inputs lie (source, body-model, index and text folders) do not count: moving them or switching
+    executors keeps a build resumable."""
     d = config_to_dict(cfg)
     d.pop("executor")
     d.pop("ray")
     d["sources"] = [s["kind"] for s in d["sources"]]
+    for section, key in (("smpl", "model_dir"), ("amass", "index"), ("amass", "splits"), ("amass", "texts")):
+        d[section][key] = d[section][key] is not None  # whether it is set counts, not where it lies
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]

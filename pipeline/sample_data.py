@@ -242,7 +242,7 @@ def write_sample_smpl(root: str | Path, n_clips: int = 6, seed: int = 0) -> dict
     ``index.csv`` with its crops and trims, split files, ``texts/`` with mirrored ``M`` captions) and
     ``motionx/`` (SMPL-X ``.npy`` clips and their mirrors, plain-sentence labels, split files)."""
     from pipeline.synthetic_body import AMASS_FROM_YUP, write_body_model
-    from pipeline.synthetic_motion import synthesize_pose
+    from pipeline.synthetic_motion import forward_kinematics, synthesize_pose
     from stages.rotations import matrix_to_axis_angle
     from stages.smpl import MOTIONX_LAYOUT
 
@@ -269,7 +269,7 @@ def write_sample_smpl(root: str | Path, n_clips: int = 6, seed: int = 0) -> dict
         end = int(seconds * 20) - int(rng.integers(0, 10)) if k % 3 else -1  # HumanML3D's -1 = up to the end
         stem = f"{segments[-1].action}_{k:02d}"
         if folder.startswith("humanact12"):
-            joints = forward_kinematics_joints(local, pos)
+            joints = forward_kinematics(local, pos).astype(np.float32)
             (amass / folder).mkdir(parents=True, exist_ok=True)
             np.save(amass / folder / f"P{k:02d}.npy", np.concatenate([joints, joints[:, 20:22]], axis=1))
             index.append(f"./pose_data/{folder}/P{k:02d}.npy,0,-1,{name}.npy")
@@ -310,12 +310,6 @@ def write_sample_smpl(root: str | Path, n_clips: int = 6, seed: int = 0) -> dict
         for split, ids in sp.items():
             (folder / f"{split}.txt").write_text("".join(f"{i}\n" for i in ids))
     return {"amass": 2 * n_clips, "motionx": 2 * n_clips}
-
-
-def forward_kinematics_joints(local: np.ndarray, pos: np.ndarray) -> np.ndarray:
-    from pipeline.synthetic_motion import forward_kinematics
-
-    return forward_kinematics(local, pos).astype(np.float32)
 
 
 def write_sample_videos(root: str | Path, humanml3d_root: str | Path, n_videos: int = 10, fps: float = 30.0,

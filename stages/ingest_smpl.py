@@ -84,7 +84,7 @@ def ingest_amass(batch: pa.Table, cfg, *, root: str | Path, models: BodyModels, 
         path = resolve_amass_file(root, row["source_path"])
         try:
             if path is None:
-                raise SmplFileError(f"{row['source_path']}: no such AMASS file under {root}", )
+                raise SmplFileError(f"{row['source_path']}: no such AMASS file under {root}", reason="missing_file")
             if path.suffix == ".npz":
                 joints = amass_joints(read_amass_npz(path), models)
             else:  # humanact12: joint positions already (T, 24, 3)
@@ -94,11 +94,11 @@ def ingest_amass(batch: pa.Table, cfg, *, root: str | Path, models: BodyModels, 
                 joints = joints[:, :22].astype(np.float32)
             clip, (first, _stop) = humanml3d_crop(joints, row["source_path"], row["start_frame"], row["end_frame"])
             if len(clip) < 2:
-                raise SmplFileError(f"the crop [{row['start_frame']}:{row['end_frame']}] leaves {len(clip)} frame(s)")
+                raise SmplFileError(f"the crop [{row['start_frame']}:{row['end_frame']}] leaves {len(clip)} frame(s)",
+                                    reason="too_short")  # fmt: skip
         except SmplFileError as exc:
-            reason = "missing_file" if path is None else ("too_short" if "leaves" in str(exc) else "unreadable_file")
             for i, s in twins:
-                acc.reject_clip(i, reason, str(exc), s, row["source_path"])
+                acc.reject_clip(i, exc.reason, str(exc), s, row["source_path"])
             continue
         pending.append((rid, split, m_split, str(path.relative_to(root)), first, clip))
 
@@ -122,15 +122,12 @@ def ingest_motionx(batch: pa.Table, cfg, *, root: str | Path, models: BodyModels
         rel = f"{motions}/{motion_id}.npy"
         try:
             if not (root / rel).is_file():
-                raise FileNotFoundError(rel)
+                raise SmplFileError(f"{rel} is missing", reason="missing_file")
             joints = motionx_joints(read_motionx_npy(root / rel, fps=fps), models)
             if len(joints) < 2:
-                raise SmplFileError(f"{rel}: {len(joints)} frame(s)")
-        except FileNotFoundError:
-            acc.reject_clip(motion_id, "missing_file", f"{rel} is missing", split, rel)
-            continue
+                raise SmplFileError(f"{rel}: {len(joints)} frame(s)", reason="too_short")
         except SmplFileError as exc:
-            acc.reject_clip(motion_id, "unreadable_file", str(exc), split, rel)
+            acc.reject_clip(motion_id, exc.reason, str(exc), split, rel)
             continue
         pending.append((motion_id, split, rel, joints))
     featurized = _featurize([p[3] for p in pending])

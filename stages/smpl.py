@@ -46,7 +46,11 @@ MOTIONX_LAYOUT = {"root_orient": (0, 3), "pose_body": (3, 66), "pose_hand": (66,
 
 
 class SmplFileError(ValueError):
-    """A motion file that cannot be used; the message says why (it ends in quarantine)."""
+    """A motion file that cannot be used; the message says why and ``reason`` is the quarantine code."""
+
+    def __init__(self, detail: str, reason: str = "unreadable_file"):
+        super().__init__(detail)
+        self.reason = reason
 
 
 class BodyModelError(ValueError):
