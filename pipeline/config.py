@@ -26,7 +26,9 @@ __all__ = [
 ]
 
 SOURCE_KINDS = ("humanml3d", "amass", "motionx", "video")
+DEFAULT_PROMPTS = Path(__file__).resolve().parents[1] / "configs" / "prompts"
 SUPPORTED_SOURCE_KINDS = ("humanml3d", "amass", "motionx", "video")
+DEFAULT_PROMPTS = Path(__file__).resolve().parents[1] / "configs" / "prompts"
 
 
 class ConfigError(ValueError):
@@ -103,6 +105,29 @@ class AlignConfig:
 
 
 @dataclass
+class AnnotatorConfig:
+    backend: str = "offline"  # offline (embedded, no network) | openai (any OpenAI-compatible endpoint) | none
+    base_url: str | None = None  # e.g. http://localhost:8000/v1 for vLLM / llama.cpp; none = OpenAI
+    model: str = "gpt-4o-mini"
+    api_key_env: str = "OPENAI_API_KEY"  # the name of the variable; the key itself never enters the config
+    max_in_flight: int = 8  # concurrent requests per worker
+    requests_per_minute: float | None = None  # per worker
+    structured_output: str = "json_schema"  # json_schema (OpenAI, vLLM) | json_object (llama.cpp server) | none
+    temperature: float = 0.7
+    max_tokens: int = 800
+    timeout_s: float = 60.0
+    max_retries: int = 5
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 30.0
+    qa_per_clip: int = 6
+    prompt: str = "motion_qa.v1"
+    prompts_dir: str | None = None  # default: configs/prompts of this repository
+    cache_dir: str | None = None  # default: OUT/.annotation_cache (kept by --overwrite)
+    price_per_1k_prompt_tokens: float = 0.0  # USD, for the manifest's cost
+    price_per_1k_completion_tokens: float = 0.0
+
+
+@dataclass
 class InstructionsConfig:
     caption_conversations: bool = True
 
@@ -128,6 +153,7 @@ class BuildConfig:
     video: VideoConfig = field(default_factory=VideoConfig)
     frames: FramesConfig = field(default_factory=FramesConfig)
     align: AlignConfig = field(default_factory=AlignConfig)
+    annotator: AnnotatorConfig = field(default_factory=AnnotatorConfig)
     instructions: InstructionsConfig = field(default_factory=InstructionsConfig)
     shard: ShardConfig = field(default_factory=ShardConfig)
 
@@ -155,6 +181,16 @@ class BuildConfig:
             raise ConfigError("frames.num_frames >= 1, frames.short_side >= 16 and frames.sample_fps > 0 are required")
         if not 1 <= self.frames.jpeg_quality <= 100:
             raise ConfigError(f"frames.jpeg_quality: 1..100, got {self.frames.jpeg_quality}")
+        if self.annotator.backend not in ("offline", "openai", "none"):
+            raise ConfigError(f"annotator.backend: must be offline, openai or none, got {self.annotator.backend!r}")
+        if self.annotator.structured_output not in ("json_schema", "json_object", "none"):
+            raise ConfigError(f"annotator.structured_output: json_schema, json_object or none, got "
+                              f"{self.annotator.structured_output!r}")  # fmt: skip
+        if self.annotator.max_in_flight < 1 or self.annotator.qa_per_clip < 1:
+            raise ConfigError("annotator.max_in_flight and annotator.qa_per_clip must be >= 1")
+        prompt = Path(self.annotator.prompts_dir or DEFAULT_PROMPTS) / f"{self.annotator.prompt}.txt"
+        if self.annotator.backend != "none" and not prompt.is_file():
+            raise ConfigError(f"annotator.prompt: {str(prompt)!r} does not exist")
         if self.ray.max_retries < 0:
             raise ConfigError(f"ray.max_retries: must be >= 0, got {self.ray.max_retries}")
         kinds_seen = set()
@@ -300,7 +336,9 @@ def load_config(
         cfg.sources = [parse_source(s) for s in sources]
     for src in cfg.sources:
         src.path = str(Path(src.path).expanduser().resolve())
-    for section, key in ((cfg.smpl, "model_dir"), (cfg.amass, "index"), (cfg.amass, "splits"), (cfg.amass, "texts")):
+    cfg.annotator.prompts_dir = cfg.annotator.prompts_dir or str(DEFAULT_PROMPTS)
+    for section, key in ((cfg.smpl, "model_dir"), (cfg.amass, "index"), (cfg.amass, "splits"), (cfg.amass, "texts"),
+                         (cfg.annotator, "prompts_dir"), (cfg.annotator, "cache_dir")):  # fmt: skip
         if getattr(section, key):
             setattr(section, key, str(Path(getattr(section, key)).expanduser().resolve()))
     cfg.validate()
@@ -315,6 +353,10 @@ def config_hash(cfg: BuildConfig) -> str:
     d.pop("executor")
     d.pop("ray")
     d["sources"] = [s["kind"] for s in d["sources"]]
-    for section, key in (("smpl", "model_dir"), ("amass", "index"), ("amass", "splits"), ("amass", "texts")):
+    for section, key in (("smpl", "model_dir"), ("amass", "index"), ("amass", "splits"), ("amass", "texts"),
+                         ("annotator", "prompts_dir"), ("annotator", "cache_dir")):  # fmt: skip
         d[section][key] = d[section][key] is not None  # whether it is set counts, not where it lies
+    for key in ("max_in_flight", "requests_per_minute", "timeout_s", "max_retries", "backoff_base_s", "backoff_max_s",
+                "price_per_1k_prompt_tokens", "price_per_1k_completion_tokens", "api_key_env"):
+        d["annotator"].pop(key)  # how requests are made and priced, not what the answers are
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]

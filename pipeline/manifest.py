@@ -95,6 +95,12 @@ def reconcile(stage_totals: dict[str, Counter], shard_rows: dict[str, int]) -> d
     dropped = sum(v for counts in stage_totals.values() for k, v in counts.items() if k.startswith("dropped_"))
     motion_clips_in = ingest["clips_in"] - video["clips_in"]  # motions built from video SMPL are not planned clips
     instr, vinstr = stage_totals.get("caption_instructions", Counter()), stage_totals.get("video_caption_instructions", Counter())
+    annotate = stage_totals.get("annotate", Counter())
+    checks["annotated_clips"] = {"in": annotate["clips_in"], "out": annotate["clips_annotated"],
+                                 "quarantined": annotate["clips_quarantined"]}  # fmt: skip
+    checks["qa"] = {"in": annotate["qa_in"], "out": annotate["qa_out"], "quarantined": annotate["qa_quarantined"]}
+    for name in ("annotated_clips", "qa"):
+        checks[name]["ok"] = checks[name]["in"] == checks[name]["out"] + checks[name]["quarantined"]
     checks["links"] = {
         "planned_equals_ingested": plan["planned"] == motion_clips_in,
         "planned_videos_equal_ingested": plan["videos_planned"] == video["videos_in"],
@@ -104,10 +110,21 @@ def reconcile(stage_totals: dict[str, Counter], shard_rows: dict[str, int]) -> d
     }
     if instr or vinstr:
         checks["links"]["captions_become_instructions"] = instr["captions_in"] == ingest["captions_out"] and (
-            instr["instructions_out"] + vinstr["instructions_out"] == shard_rows.get("instruction", 0))  # fmt: skip
+            instr["instructions_out"] + vinstr["instructions_out"] + annotate["instructions_out"]
+            == shard_rows.get("instruction", 0))  # fmt: skip
     checks["links"]["ok"] = all(v for k, v in checks["links"].items() if k != "ok")
     checks["ok"] = all(c["ok"] for c in checks.values() if isinstance(c, dict))
     return checks
+
+
+def _annotator_usage(c: Counter, cfg: BuildConfig) -> dict:
+    a = cfg.annotator
+    cost = c["prompt_tokens"] / 1000 * a.price_per_1k_prompt_tokens + c["completion_tokens"] / 1000 * a.price_per_1k_completion_tokens
+    return {"backend": a.backend, "model": a.model if a.backend == "openai" else None, "requests": c["requests"],
+            "retries": c["retries"], "reasks": c["reasks"], "cache_hits": c["cache_hits"],
+            "prompt_tokens": c["prompt_tokens"], "completion_tokens": c["completion_tokens"],
+            "cost_usd": round(cost, 6), "clips_annotated": c["clips_annotated"], "qa_pairs": c["qa_out"],
+            "qa_contradicting_kinematics": c["qa_quarantined"]}  # fmt: skip
 
 
 def _dataset_card(manifest: dict) -> str:
@@ -171,7 +188,7 @@ def commit_build(state: RunState, unit_stats: list[dict], cfg: BuildConfig, iden
         "stages": {k: dict(sorted(v.items())) for k, v in sorted(stage_totals.items())},
         "quarantine_reasons": dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))),
         "reconciliation": checks,
-        "annotator": {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0, "cache_hits": 0, "cost_usd": 0.0},
+        "annotator": _annotator_usage(stage_totals.get("annotate", Counter()), cfg),
         **extra,
     }
     if not checks["ok"]:

@@ -14,9 +14,10 @@ import shutil
 import uuid
 from pathlib import Path
 
-__all__ = ["RunState", "RunStateError", "atomic_write_bytes", "atomic_write_json"]
+__all__ = ["ANNOTATION_CACHE", "RunState", "RunStateError", "atomic_write_bytes", "atomic_write_json"]
 
 STATE_DIR = ".movid"
+ANNOTATION_CACHE = ".annotation_cache"  # paid-for answers: kept when a build is replaced
 
 
 class RunStateError(RuntimeError):
@@ -84,6 +85,8 @@ class RunState:
         if not self.run_file.is_file():
             raise RunStateError(f"refusing to clear {self.out}: it holds no movid build")
         for child in self.out.iterdir():
+            if child.name == ANNOTATION_CACHE:
+                continue
             if child.is_dir():
                 shutil.rmtree(child)
             else:

@@ -90,6 +90,22 @@ def _ingest(unit: WorkUnit, cfg: BuildConfig):
     raise ValueError(f"no ingest for source kind {unit.source_kind!r}")
 
 
+def _annotate(motion: pa.Table, cfg: BuildConfig, out: str):
+    from pathlib import Path
+
+    from pipeline.runstate import ANNOTATION_CACHE
+    from stages.annotate import annotate_motions, load_prompt
+    from stages.llm_client import OfflineAnnotator, OpenAIAnnotator
+
+    a = cfg.annotator
+    template, version = load_prompt(a.prompts_dir, a.prompt)
+    if a.backend == "openai":
+        annotator = OpenAIAnnotator(a, version, a.cache_dir or Path(out) / ANNOTATION_CACHE, seed=cfg.seed)
+    else:
+        annotator = OfflineAnnotator(a.qa_per_clip, cfg.seed)
+    return annotate_motions(motion, a, annotator=annotator, template=template, prompt_version=version, seed=cfg.seed)
+
+
 def run_unit(unit: WorkUnit, cfg: BuildConfig, out: str) -> dict:
     state = RunState(out)
     if state.is_done(unit.unit_id):
@@ -101,6 +117,7 @@ def run_unit(unit: WorkUnit, cfg: BuildConfig, out: str) -> dict:
     ingest = _ingest(unit, cfg)
     ingest_stage = f"ingest_{unit.source_kind}"
     tables = dict(ingest.tables)
+    rejects = list(ingest.rejects)
     stages = {ingest_stage: dict(ingest.counters)}
     if cfg.instructions.caption_conversations:
         parts = []
@@ -112,7 +129,12 @@ def run_unit(unit: WorkUnit, cfg: BuildConfig, out: str) -> dict:
             video_captions = video_caption_instructions(tables["video"], seed=cfg.seed)
             stages["video_caption_instructions"] = dict(video_captions.counters)
             parts.append(video_captions.tables["instruction"])
+        if cfg.annotator.backend != "none" and "motion" in tables and tables["motion"].num_rows:
+            annotated = _annotate(tables["motion"], cfg, out)
+            stages["annotate"] = dict(annotated.counters)
+            parts.append(annotated.tables["instruction"])
+            rejects += annotated.rejects
         tables["instruction"] = pa.concat_tables(parts)
-    stats = write_unit_outputs(state, unit.unit_id, tables, ingest.rejects, stages, cfg)
+    stats = write_unit_outputs(state, unit.unit_id, tables, rejects, stages, cfg)
     log.debug("unit %s done in %.2fs: %s", unit.unit_id, time.perf_counter() - t0, Counter(stages[ingest_stage]))
     return stats

@@ -1,0 +1,206 @@
+"""LLM annotation of motion clips into MoVid-style QA, grounded in kinematic facts.
+
+A clip's prompt carries its human captions (with their time spans) and the facts of
+``stages.motion_facts``; the answer is JSON under ``QA_SCHEMA`` (sent as structured output, and checked
+here anyway). Pairs that state a direction, a most-active body part or a count are checked against the
+facts; contradicted ones go to quarantine. Backends: ``offline`` (deterministic, from the facts and
+captions, no network) and ``openai`` (any OpenAI-compatible endpoint; ``stages.llm_client``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from schemas.instruction import INSTRUCTION_SCHEMA
+from schemas.quarantine import Reject
+from stages import StageResult
+from stages.caption_instructions import MOTION_PLACEHOLDER
+from stages.motion_facts import BODY_PARTS, facts_text, motion_facts
+
+__all__ = ["CATEGORIES", "QA_SCHEMA", "ClipRequest", "annotate_motions", "build_requests", "load_prompt",
+           "offline_answer", "verify_qa"]  # fmt: skip
+
+STAGE = "annotate"
+CATEGORIES = ("body_part", "sequentiality", "direction", "reasoning", "hallucination", "counting")
+DIRECTIONS = ("forward", "backward", "left", "right", "in place")
+QA_SCHEMA = {
+    "type": "object",
+    "properties": {"qa": {"type": "array", "minItems": 1, "items": {
+        "type": "object",
+        "properties": {
+            "category": {"type": "string", "enum": list(CATEGORIES)},
+            "question": {"type": "string", "minLength": 3},
+            "answer": {"type": "string", "minLength": 1},
+            "direction": {"type": ["string", "null"], "enum": [*DIRECTIONS, None]},
+            "body_part": {"type": ["string", "null"], "enum": [*BODY_PARTS, None]},
+            "count": {"type": ["integer", "null"], "minimum": 0},
+        },
+        "required": ["category", "question", "answer", "direction", "body_part", "count"],
+        "additionalProperties": False}}},
+    "required": ["qa"],
+    "additionalProperties": False,
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ClipRequest:
+    motion_id: str
+    split: str
+    prompt: str  # the user message
+    facts: dict
+
+
+def load_prompt(prompts_dir: str | Path, name: str) -> tuple[str, str]:
+    """(text, version) of ``<name>.txt``; the version is the file name and a hash of its text."""
+    path = Path(prompts_dir) / f"{name}.txt"
+    text = path.read_text(encoding="utf-8")
+    return text, f"{name}@{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+
+
+def _span(text: dict) -> str:
+    return "whole" if text["start"] == text["end"] == 0 else f"{text['start']:g}-{text['end']:g} s"
+
+
+def build_requests(motion: pa.Table, template: str, qa_per_clip: int) -> list[ClipRequest]:
+    """One request per full clip (sub-clips' captions go into their parent's prompt with their spans)."""
+    cols = motion.select(["motion_id", "parent_id", "split", "texts", "fps"]).to_pylist()
+    spans = defaultdict(list)
+    for r in cols:
+        if r["parent_id"]:
+            spans[r["parent_id"]] += r["texts"]
+    joints_col = motion.column("joints")
+    out = []
+    for k, r in enumerate(cols):
+        if r["parent_id"]:
+            continue
+        texts = r["texts"] + spans.get(r["motion_id"], [])
+        captions = "\n".join(f"- {t['caption']} ({_span(t)})" for t in texts) or "- (none)"
+        joints = np.asarray(joints_col[k].as_py(), dtype=np.float32)
+        facts = motion_facts(joints)
+        prompt = template.format(captions=captions, facts=facts_text(facts), n=qa_per_clip)
+        out.append(ClipRequest(r["motion_id"], r["split"], prompt, facts))
+    return out
+
+
+def offline_answer(req: ClipRequest, qa_per_clip: int, seed: int = 0) -> dict:
+    """Deterministic QA from the facts (the embedded default backend): every category, each answer
+    true to the measured motion."""
+    f = req.facts
+    travel = "stay in place" if f["direction"] == "in place" else f"move {f['direction']} about {f['distance_m']} m"
+    turn = "do not turn much" if f["turn"] == "none" else f"turn {f['turn']} by about {abs(f['turn_deg'])} degrees"
+    parts = [m["part"] for m in f["most_active"]]
+    middle = f["most_active"][len(f["most_active"]) // 2] if f["most_active"] else None
+    events = f["events"]
+    unseen = next((e for e in ("jump", "crouch", "left hand above head", "right hand above head")
+                   if all(x["event"] != e for x in events)), None)  # fmt: skip
+    pool = [
+        {"category": "direction", "question": "In which direction does the person travel?",
+         "answer": f"They {travel}.", "direction": f["direction"], "body_part": None, "count": None},
+        {"category": "direction", "question": "Does the person turn, and which way?",
+         "answer": f"They {turn}.", "direction": None if f["turn"] == "none" else f["turn"], "body_part": None,
+         "count": None},
+        {"category": "counting", "question": "How many times does the person jump?",
+         "answer": "They do not jump." if not f["jumps"] else f"{f['jumps']} time{'s' if f['jumps'] != 1 else ''}.",
+         "direction": None, "body_part": None,
+         "count": f["jumps"]},
+        {"category": "counting", "question": "How fast does the person move?",
+         "answer": f"At {f['pace']}, about {f['speed_mps']} m/s over {f['duration_s']} s.", "direction": None,
+         "body_part": None, "count": None},
+    ]  # fmt: skip
+    if middle:
+        pool.append({"category": "body_part", "question": f"Which body part moves most between {middle['from']} and "
+                     f"{middle['to']} seconds?", "answer": f"The {middle['part']}.", "direction": None,
+                     "body_part": middle["part"], "count": None})  # fmt: skip
+    if len(events) >= 2:
+        a, b = events[0], events[1]
+        pool.append({"category": "sequentiality", "question": f"What does the person do after the {a['event']}?",
+                     "answer": f"Then comes a {b['event']}, from {b['from']} to {b['to']} s.", "direction": None,
+                     "body_part": None, "count": None})  # fmt: skip
+    elif len(parts) >= 2 and parts[0] != parts[-1]:
+        pool.append({"category": "sequentiality", "question": "How does the movement change over the clip?",
+                     "answer": f"First mostly the {parts[0]} moves, and by the end mostly the {parts[-1]}.",
+                     "direction": None, "body_part": None, "count": None})  # fmt: skip
+    if unseen:
+        pool.append({"category": "hallucination", "question": f"Does the person do a {unseen}?" if unseen in ("jump", "crouch")
+                     else f"Is the person's {unseen.replace(' above head', '')} raised above the head?",
+                     "answer": "No, that does not happen in this clip.", "direction": None, "body_part": None,
+                     "count": None})  # fmt: skip
+    activity = "traveling" if f["direction"] != "in place" else "exercising or gesturing in place"
+    pool.append({"category": "reasoning", "question": "What is the person most likely doing?",
+                 "answer": f"Most likely {activity}: they {travel} at {f['pace']} and {turn}.", "direction": None,
+                 "body_part": None, "count": None})  # fmt: skip
+    rng = np.random.default_rng([seed, int(hashlib.sha256(req.motion_id.encode()).hexdigest()[:8], 16)])
+    order = rng.permutation(len(pool))[: max(1, min(qa_per_clip, len(pool)))]
+    return {"qa": [pool[i] for i in sorted(order)]}
+
+
+_COUNT_WORDS = {"jump": "jumps", "crouch": "crouches", "squat": "crouches"}
+
+
+def verify_qa(qa: dict, facts: dict) -> str | None:
+    """Why a pair contradicts the measured motion, or None. Only what can be checked is checked."""
+    if qa.get("direction") and qa["direction"] not in (facts["direction"], facts["turn"]):
+        if not (qa["direction"] == "in place" and facts["direction"] == "in place"):
+            return f"states direction {qa['direction']!r}; measured travel {facts['direction']!r}, turn {facts['turn']!r}"
+    if qa.get("body_part") and qa["category"] == "body_part":
+        active = {m["part"] for m in facts["most_active"]}
+        if qa["body_part"] not in active:
+            return f"names {qa['body_part']!r} as most active; measured: {', '.join(sorted(active))}"
+    if qa.get("count") is not None:
+        text = (qa["question"] + " " + qa["answer"]).lower()
+        for word, key in _COUNT_WORDS.items():
+            if re.search(rf"\b{word}", text) and qa["count"] != facts[key]:
+                return f"counts {qa['count']} {key}; measured {facts[key]}"
+    return None
+
+
+def annotate_motions(motion: pa.Table, cfg, *, annotator, template: str, prompt_version: str,
+                     seed: int = 0) -> StageResult:  # fmt: skip
+    """QA instruction rows for the full clips of ``motion``; ``annotator.answer_all(requests)`` returns one
+    ``AnswerResult`` per request (payload or error)."""
+    counts: Counter = Counter()
+    rejects: list[Reject] = []
+    rows = []
+    requests = build_requests(motion, template, cfg.qa_per_clip)
+    results = annotator.answer_all(requests)
+    params = json.dumps({"seed": seed, **annotator.params}, sort_keys=True)
+    for req, res in zip(requests, results, strict=True):
+        counts["clips_in"] += 1
+        counts.update(res.usage)
+        if res.error:
+            counts["clips_quarantined"] += 1
+            counts[f"dropped_{res.error}"] += 1
+            rejects.append(Reject(req.motion_id, "instruction", STAGE, res.error, res.detail, "annotator", None, req.split))
+            continue
+        counts["clips_annotated"] += 1
+        for i, qa in enumerate(res.payload["qa"]):
+            counts["qa_in"] += 1
+            sample_id = f"{req.motion_id}/qa/{i}"
+            why = verify_qa(qa, req.facts)
+            if why:
+                counts["qa_quarantined"] += 1
+                counts["dropped_contradicts_kinematics"] += 1
+                rejects.append(Reject(sample_id, "instruction", STAGE, "contradicts_kinematics", f"{why}: "
+                                      f"{qa['question']} → {qa['answer']}", "annotator", None, req.split))  # fmt: skip
+                continue
+            counts["qa_out"] += 1
+            rows.append({
+                "sample_id": sample_id, "modality": "motion", "motion_id": req.motion_id, "video_id": None,
+                "task": "qa", "category": qa["category"],
+                "conversations": [{"role": "user", "content": f"{MOTION_PLACEHOLDER}\n{qa['question']}"},
+                                  {"role": "assistant", "content": qa["answer"]}],
+                "annotator": {"backend": annotator.name, "model": res.model, "prompt_version": prompt_version,
+                              "params": params},
+                "split": req.split,
+            })  # fmt: skip
+    counts["instructions_out"] = len(rows)
+    return StageResult(tables={"instruction": pa.Table.from_pylist(rows, schema=INSTRUCTION_SCHEMA)},
+                       rejects=rejects, counters=counts)  # fmt: skip

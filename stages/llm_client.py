@@ -1,0 +1,224 @@
+"""Annotator backends. ``offline``: deterministic answers from the kinematic facts, no network.
+``openai``: any OpenAI-compatible chat-completions endpoint through the official ``openai`` client —
+bounded requests in flight, a rate limit, retries with exponential backoff and jitter on 429/5xx/timeouts
+(honouring Retry-After), structured output, one re-ask when the answer breaks the schema, and a response
+cache that makes a rerun free. The API key is read from the environment and never logged or stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jsonschema
+
+from stages.annotate import QA_SCHEMA, ClipRequest, offline_answer
+
+__all__ = ["AnnotatorError", "AnswerResult", "OfflineAnnotator", "OpenAIAnnotator", "ResponseCache"]
+
+log = logging.getLogger(__name__)
+SYSTEM = "You are a careful annotator of human motion data. You answer with JSON only."
+OFFLINE_MODEL = "movid-offline-v1"
+
+
+class AnnotatorError(RuntimeError):
+    """A configuration problem of the annotator (no key, unknown option): stops the build."""
+
+
+@dataclass
+class AnswerResult:
+    payload: dict | None
+    error: str | None = None  # quarantine reason
+    detail: str = ""
+    model: str | None = None
+    usage: Counter = field(default_factory=Counter)
+
+
+class OfflineAnnotator:
+    name = "offline"
+
+    def __init__(self, qa_per_clip: int, seed: int = 0):
+        self.qa_per_clip, self.seed = qa_per_clip, seed
+        self.params = {"qa_per_clip": qa_per_clip}
+
+    def answer_all(self, requests: list[ClipRequest]) -> list[AnswerResult]:
+        return [AnswerResult(offline_answer(r, self.qa_per_clip, self.seed), model=OFFLINE_MODEL) for r in requests]
+
+
+class ResponseCache:
+    """One JSON file per key under ``folder`` (sharded by prefix), written atomically: safe with many
+    processes and machines on shared storage, and a crash never leaves a half-written entry."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+
+    @staticmethod
+    def key(**parts) -> str:
+        return hashlib.sha256(json.dumps(parts, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+    def _path(self, key: str) -> Path:
+        return self.folder / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> dict | None:
+        try:
+            return json.loads(self._path(key).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def put(self, key: str, value: dict) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{random.getrandbits(32):08x}")
+        tmp.write_text(json.dumps(value, sort_keys=True))
+        os.replace(tmp, path)
+
+
+class _RateLimit:
+    """At most ``per_minute`` request starts per minute from this process, evenly spaced."""
+
+    def __init__(self, per_minute: float | None):
+        self.interval = 60.0 / per_minute if per_minute else 0.0
+        self.next_at = 0.0
+        self.lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        if not self.interval:
+            return
+        async with self.lock:
+            now = time.monotonic()
+            start = max(now, self.next_at)
+            self.next_at = start + self.interval
+        if start > now:
+            await asyncio.sleep(start - now)
+
+
+def _retry_after(exc) -> float | None:
+    response = getattr(exc, "response", None)
+    value = response.headers.get("retry-after") if response is not None else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+class OpenAIAnnotator:
+    name = "openai"
+
+    def __init__(self, cfg, prompt_version: str, cache_dir: str | Path, seed: int = 0):
+        key = os.environ.get(cfg.api_key_env)
+        if not key:
+            raise AnnotatorError(f"annotator.api_key_env: the environment variable {cfg.api_key_env} is not set")
+        if cfg.structured_output not in ("json_schema", "json_object", "none"):
+            raise AnnotatorError(f"annotator.structured_output: {cfg.structured_output!r} is not json_schema, "
+                                 "json_object or none")  # fmt: skip
+        self.cfg, self._key, self.prompt_version = cfg, key, prompt_version
+        self.cache = ResponseCache(cache_dir)
+        self.params = {"model": cfg.model, "temperature": cfg.temperature, "max_tokens": cfg.max_tokens,
+                       "seed": seed, "structured_output": cfg.structured_output}  # fmt: skip
+
+    def _response_format(self) -> dict | None:
+        if self.cfg.structured_output == "json_schema":  # OpenAI structured outputs (vLLM honours it too)
+            return {"type": "json_schema", "json_schema": {"name": "movid_qa", "schema": QA_SCHEMA, "strict": True}}
+        if self.cfg.structured_output == "json_object":  # llama.cpp's server takes the schema this way
+            return {"type": "json_object", "schema": QA_SCHEMA}
+        return None
+
+    def answer_all(self, requests: list[ClipRequest]) -> list[AnswerResult]:
+        return asyncio.run(self._answer_all(requests)) if requests else []
+
+    async def _answer_all(self, requests):
+        import openai
+
+        client = openai.AsyncOpenAI(base_url=self.cfg.base_url, api_key=self._key, timeout=self.cfg.timeout_s,
+                                    max_retries=0)  # fmt: skip
+        gate, limit = asyncio.Semaphore(self.cfg.max_in_flight), _RateLimit(self.cfg.requests_per_minute)
+        keyed = [(self._key_for(r.prompt), r) for r in requests]
+        unique = dict(keyed)  # identical prompts (e.g. mirror twins of symmetric motions) are asked once
+        try:
+            answers = await asyncio.gather(*(self._answer(client, gate, limit, k, r) for k, r in unique.items()))
+        finally:
+            await client.close()
+        by_key = dict(zip(unique, answers, strict=True))
+        out, first = [], set()
+        for k, _ in keyed:  # the first user of an answer carries its usage; the others count as cache hits
+            res = by_key[k]
+            out.append(res if k not in first else AnswerResult(res.payload, res.error, res.detail, res.model,
+                                                               Counter(cache_hits=1)))  # fmt: skip
+            first.add(k)
+        return out
+
+    def _messages(self, prompt: str) -> list[dict]:
+        return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}]
+
+    def _key_for(self, prompt: str) -> str:
+        return ResponseCache.key(model=self.cfg.model, prompt_version=self.prompt_version, params=self.params,
+                                 messages=self._messages(prompt), schema=QA_SCHEMA)  # fmt: skip
+
+    async def _answer(self, client, gate, limit, key: str, req: ClipRequest) -> AnswerResult:
+        messages = self._messages(req.prompt)
+        hit = self.cache.get(key)
+        if hit is not None:
+            return AnswerResult(hit["payload"], model=hit["model"], usage=Counter(cache_hits=1))
+        usage: Counter = Counter()
+        async with gate:
+            for attempt in range(2):  # the answer, and one re-ask with the validation error
+                result = await self._call(client, limit, messages, usage)
+                if isinstance(result, AnswerResult):
+                    return result
+                content, model = result
+                try:
+                    payload = json.loads(content)
+                    jsonschema.validate(payload, QA_SCHEMA)
+                except (ValueError, jsonschema.ValidationError) as exc:
+                    problem = exc.message if isinstance(exc, jsonschema.ValidationError) else f"not JSON ({exc})"
+                    if attempt == 0:
+                        usage["reasks"] += 1
+                        messages = messages + [{"role": "assistant", "content": content},
+                                               {"role": "user", "content": f"That answer is invalid: {problem}. "
+                                                "Answer again with JSON only, matching the schema."}]  # fmt: skip
+                        continue
+                    return AnswerResult(None, "invalid_answer", f"{problem}; raw answer: {content[:500]!r}", model, usage)
+                self.cache.put(key, {"payload": payload, "model": model})
+                return AnswerResult(payload, model=model, usage=usage)
+        raise AssertionError("unreachable")
+
+    async def _call(self, client, limit, messages, usage):
+        """(content, model) of one completion, retrying transient failures; an AnswerResult on failure."""
+        import openai
+
+        kwargs = {"model": self.cfg.model, "messages": messages, "temperature": self.cfg.temperature,
+                  "max_tokens": self.cfg.max_tokens, "seed": self.params["seed"]}  # fmt: skip
+        if (rf := self._response_format()) is not None:
+            kwargs["response_format"] = rf
+        last = ""
+        for attempt in range(self.cfg.max_retries + 1):
+            await limit.wait()
+            usage["requests"] += 1
+            try:
+                resp = await client.chat.completions.create(**kwargs)
+            except (openai.RateLimitError, openai.InternalServerError, openai.APITimeoutError,
+                    openai.APIConnectionError) as exc:  # fmt: skip
+                last = f"{type(exc).__name__}: {getattr(exc, 'status_code', '')}"
+                usage["retries"] += 1
+                delay = _retry_after(exc)
+                if delay is None:
+                    delay = min(self.cfg.backoff_max_s, self.cfg.backoff_base_s * 2**attempt) * random.uniform(0.5, 1.0)
+                await asyncio.sleep(delay)
+                continue
+            except openai.APIStatusError as exc:  # 4xx other than 429: retrying will not help
+                return AnswerResult(None, "api_error", f"HTTP {exc.status_code}: {str(exc)[:300]}", usage=usage)
+            if resp.usage:
+                usage["prompt_tokens"] += resp.usage.prompt_tokens or 0
+                usage["completion_tokens"] += resp.usage.completion_tokens or 0
+            choice = resp.choices[0] if resp.choices else None
+            return (choice.message.content or "") if choice else "", resp.model or self.cfg.model
+        return AnswerResult(None, "api_unavailable", f"gave up after {self.cfg.max_retries + 1} attempts ({last})",
+                            usage=usage)  # fmt: skip

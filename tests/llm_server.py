@@ -1,0 +1,121 @@
+"""A small OpenAI-compatible chat-completions server on loopback, for tests and benchmarks.
+
+It answers ``POST /v1/chat/completions`` with QA JSON grounded in the "travel:" and "jumps:" lines of
+the prompt (what a good model would say), and injects faults at given rates: latency, 429 with
+Retry-After, 500, malformed or truncated JSON, and stalls longer than the client's timeout. It counts
+requests per prompt so tests can prove what was (not) paid for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+__all__ = ["FakeLLM"]
+
+
+class FakeLLM:
+    def __init__(self, *, latency: float = 0.0, p429: float = 0.0, p500: float = 0.0, p_malformed: float = 0.0,
+                 p_truncated: float = 0.0, p_stall: float = 0.0, stall_s: float = 5.0, wrong_direction: bool = False,
+                 seed: int = 0):  # fmt: skip
+        self.latency, self.p429, self.p500, self.p_malformed = latency, p429, p500, p_malformed
+        self.p_truncated, self.p_stall, self.stall_s, self.wrong_direction = p_truncated, p_stall, stall_s, wrong_direction
+        self.rng = random.Random(seed)
+        self.lock = threading.Lock()
+        self.requests = 0
+        self.completed = 0
+        self.by_prompt: Counter = Counter()
+        self.statuses: Counter = Counter()
+        self.auth_headers: set[str] = set()
+        self.bodies: list[dict] = []
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def answer(self, prompt: str) -> dict:
+        travel = re.search(r"travel: ([a-z ]+) \(", prompt)
+        jumps = re.search(r"jumps: (\d+)", prompt)
+        direction = travel.group(1) if travel else "in place"
+        if self.wrong_direction:
+            direction = "backward" if direction != "backward" else "forward"
+        n = int(jumps.group(1)) if jumps else 0
+        return {"qa": [
+            {"category": "direction", "question": "Where does the person go?", "answer": f"They go {direction}.",
+             "direction": direction, "body_part": None, "count": None},
+            {"category": "counting", "question": "How many times does the person jump?", "answer": f"{n} times.",
+             "direction": None, "body_part": None, "count": n},
+            {"category": "hallucination", "question": "Does the person ride a bicycle?",
+             "answer": "No, there is no bicycle.", "direction": None, "body_part": None, "count": None},
+        ]}  # fmt: skip
+
+    def _handler(self):
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+            def _send(self, status: int, body: bytes, headers: dict | None = None):
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                with owner.lock:
+                    owner.statuses[status] += 1
+                    owner.completed += 1
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                prompt = next((m["content"] for m in reversed(body.get("messages", [])) if m["role"] == "user"), "")
+                first_prompt = next((m["content"] for m in body.get("messages", []) if m["role"] == "user"), "")
+                with owner.lock:
+                    owner.requests += 1
+                    owner.by_prompt[hashlib.sha256(first_prompt.encode()).hexdigest()] += 1
+                    owner.auth_headers.add(self.headers.get("Authorization", ""))
+                    owner.bodies.append(body)
+                    roll = owner.rng.random()
+                if owner.latency:
+                    time.sleep(owner.latency)
+                edges = [owner.p429, owner.p500, owner.p_malformed, owner.p_truncated, owner.p_stall]
+                cum = [sum(edges[: k + 1]) for k in range(len(edges))]
+                if roll < cum[0]:
+                    return self._send(429, b'{"error": {"message": "rate limited"}}', {"Retry-After": "0.01"})
+                if roll < cum[1]:
+                    return self._send(500, b'{"error": {"message": "boom"}}')
+                content = json.dumps(owner.answer(first_prompt))
+                if roll < cum[2]:
+                    content = "Sure! Here are some questions: " + content[:40]
+                elif roll < cum[3]:
+                    content = content[: len(content) // 2]
+                elif roll < cum[4]:
+                    time.sleep(owner.stall_s)
+                resp = {"id": "cmpl-test", "object": "chat.completion", "created": int(time.time()),
+                        "model": body.get("model", "fake") + "-served",
+                        "choices": [{"index": 0, "finish_reason": "stop",
+                                     "message": {"role": "assistant", "content": content}}],
+                        "usage": {"prompt_tokens": len(prompt) // 4, "completion_tokens": len(content) // 4,
+                                  "total_tokens": (len(prompt) + len(content)) // 4}}  # fmt: skip
+                return self._send(200, json.dumps(resp).encode())
+
+        return Handler

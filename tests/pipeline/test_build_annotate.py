@@ -1,0 +1,119 @@
+"""``movid build`` with the openai annotator backend against a real HTTP server on loopback."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from pipeline.sample_data import write_sample_humanml3d
+from tests.conftest import local_build
+from tests.llm_server import FakeLLM
+
+KEY = "sk-movid-test-DO-NOT-LEAK-8f3a9c"
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ann") / "humanml3d"
+    write_sample_humanml3d(root, n_motions=6, seed=9)
+    return root
+
+
+@pytest.fixture()
+def key_env(monkeypatch):
+    monkeypatch.setenv("MOVID_TEST_KEY", KEY)
+
+
+def _sets(server, cache, *extra):
+    return ("annotator.backend=openai", f"annotator.base_url={server.base_url}", "annotator.model=gpt-test",
+            "annotator.api_key_env=MOVID_TEST_KEY", f"annotator.cache_dir={cache}", "annotator.backoff_base_s=0.01",
+            "annotator.timeout_s=5", *extra)  # fmt: skip
+
+
+def _clips(manifest):
+    return manifest["stages"]["annotate"]["clips_in"]
+
+
+def test_annotates_and_a_rerun_makes_no_request(tree, tmp_path, key_env):
+    with FakeLLM() as server:
+        m1 = local_build(tree, tmp_path / "a", *_sets(server, tmp_path / "cache"))
+        n = server.requests
+        assert n == len(server.by_prompt) == m1["annotator"]["requests"] > 0 and m1["annotator"]["prompt_tokens"] > 0
+        assert n + m1["annotator"]["cache_hits"] == _clips(m1)  # identical prompts are asked once
+        body = server.bodies[0]
+        assert body["response_format"]["type"] == "json_schema" and body["model"] == "gpt-test"
+        m2 = local_build(tree, tmp_path / "b", *_sets(server, tmp_path / "cache"))
+        assert server.requests == n  # all from the cache
+        assert m2["annotator"]["cache_hits"] == _clips(m2) and m2["annotator"]["requests"] == 0
+    assert m1["reconciliation"]["ok"] and m2["reconciliation"]["ok"]
+    assert m1["annotator"]["qa_pairs"] == 3 * _clips(m1)
+
+
+def test_llama_cpp_request_form(tree, tmp_path, key_env):
+    with FakeLLM() as server:
+        local_build(tree, tmp_path / "a", *_sets(server, tmp_path / "cache", "annotator.structured_output=json_object"))
+        rf = server.bodies[0]["response_format"]
+        assert rf["type"] == "json_object" and rf["schema"]["required"] == ["qa"]
+
+
+def test_faults_end_annotated_or_quarantined_and_reconcile(tree, tmp_path, key_env):
+    with FakeLLM(p429=0.2, p500=0.05, p_malformed=0.05, p_truncated=0.02, seed=3) as server:
+        m = local_build(tree, tmp_path / "a", *_sets(server, tmp_path / "cache", "annotator.max_retries=3"))
+    a, rec = m["stages"]["annotate"], m["reconciliation"]
+    assert rec["ok"] and rec["annotated_clips"]["in"] == rec["annotated_clips"]["out"] + rec["annotated_clips"]["quarantined"]
+    assert a["clips_in"] == _clips(m) and m["annotator"]["retries"] > 0 and server.statuses[429] > 0
+    assert server.statuses[500] > 0 and m["annotator"]["reasks"] > 0
+
+
+def test_contradicting_answers_go_to_quarantine(tree, tmp_path, key_env):
+    with FakeLLM(wrong_direction=True) as server:
+        m = local_build(tree, tmp_path / "a", *_sets(server, tmp_path / "cache"))
+    assert m["quarantine_reasons"]["contradicts_kinematics"] == m["annotator"]["qa_contradicting_kinematics"] == _clips(m)
+    assert m["annotator"]["qa_pairs"] == 2 * _clips(m)
+
+
+def test_the_api_key_is_never_written_or_logged(tree, tmp_path, key_env, caplog):
+    caplog.set_level("DEBUG")
+    with FakeLLM(p429=0.1, p_malformed=0.1, seed=5) as server:
+        local_build(tree, tmp_path / "out", *_sets(server, tmp_path / "cache"))
+    assert server.auth_headers == {f"Bearer {KEY}"}  # the key was used…
+    for path in list((tmp_path / "out").rglob("*")) + list((tmp_path / "cache").rglob("*")):
+        if path.is_file():
+            assert KEY.encode() not in path.read_bytes(), path  # …and is in no shard, manifest, stats or cache file
+    assert KEY not in caplog.text
+
+
+def test_missing_key_stops_with_the_variable_named(tree, tmp_path, monkeypatch):
+    from pipeline.executors import ExecutorError
+
+    monkeypatch.delenv("MOVID_TEST_KEY", raising=False)
+    with FakeLLM() as server, pytest.raises(ExecutorError, match="MOVID_TEST_KEY is not set"):
+        local_build(tree, tmp_path / "a", *_sets(server, tmp_path / "cache"))
+
+
+def test_killed_midway_rerun_repeats_no_finished_request(tree, tmp_path):
+    cmd = [sys.executable, "-m", "pipeline.cli", "build", "--source", f"humanml3d={tree}", "--out", str(tmp_path / "o"),
+           "--executor", "local", "--quiet", "--set", "plan.unit_size=2", "--set", "annotator.max_in_flight=2"]
+    env = os.environ | {"MOVID_TEST_KEY": KEY}
+    with FakeLLM(latency=0.3) as server:
+        cmd += [a for s in _sets(server, tmp_path / "cache") for a in ("--set", s)]
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while server.completed < 4 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.02)
+        assert proc.poll() is None, "the build finished before the kill"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        first = server.requests
+        r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
+        distinct = len(server.by_prompt)
+    # identical prompts (mirror twins of symmetric motions) share one answer, so count distinct prompts
+    assert manifest["annotator"]["clips_annotated"] == _clips(manifest) and first < distinct  # really cut off midway
+    # Only requests in flight at the kill (at most max_in_flight) may be paid twice.
+    assert server.requests <= distinct + 2 and max(server.by_prompt.values()) <= 2
