@@ -35,6 +35,7 @@ bench: setup
 	$(PY) bench/ingest.py
 	$(PY) bench/kinematics.py
 	$(PY) bench/frames.py
+	$(PY) bench/annotate.py
 
 lint: setup
 	$(VENV)/bin/ruff check .

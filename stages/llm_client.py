@@ -25,6 +25,7 @@ from stages.annotate import QA_SCHEMA, ClipRequest, offline_answer
 __all__ = ["AnnotatorError", "AnswerResult", "OfflineAnnotator", "OpenAIAnnotator", "ResponseCache"]
 
 log = logging.getLogger(__name__)
+_VALIDATOR = jsonschema.Draft202012Validator(QA_SCHEMA)  # built once: jsonschema.validate re-checks the schema per call
 SYSTEM = "You are a careful annotator of human motion data. You answer with JSON only."
 OFFLINE_MODEL = "movid-offline-v1"
 
@@ -176,7 +177,7 @@ class OpenAIAnnotator:
                 content, model = result
                 try:
                     payload = json.loads(content)
-                    jsonschema.validate(payload, QA_SCHEMA)
+                    _VALIDATOR.validate(payload)
                 except (ValueError, jsonschema.ValidationError) as exc:
                     problem = exc.message if isinstance(exc, jsonschema.ValidationError) else f"not JSON ({exc})"
                     if attempt == 0:

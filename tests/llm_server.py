@@ -34,6 +34,7 @@ class FakeLLM:
         self.statuses: Counter = Counter()
         self.auth_headers: set[str] = set()
         self.bodies: list[dict] = []
+        ThreadingHTTPServer.request_queue_size = 256  # many clients connect at once
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -70,6 +71,8 @@ class FakeLLM:
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as real endpoints
+
             def log_message(self, *args):  # keep test output clean
                 pass
 
@@ -119,3 +122,14 @@ class FakeLLM:
                 return self._send(200, json.dumps(resp).encode())
 
         return Handler
+
+
+if __name__ == "__main__":  # a standalone server for benchmarks: prints its base URL, serves until killed
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--latency", type=float, default=0.0)
+    args = ap.parse_args()
+    with FakeLLM(latency=args.latency) as srv:
+        print(srv.base_url, flush=True)
+        threading.Event().wait()

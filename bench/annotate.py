@@ -1,0 +1,105 @@
+"""Annotator throughput and rate limiting against a loopback OpenAI-compatible server.
+
+    .venv/bin/python bench/annotate.py [--requests 1600] [--latency 0.2] [--in-flight 64]
+
+1. The server answers every request after ``--latency`` s; with ``--in-flight`` requests open the ideal
+   is in-flight / latency requests/s (320 for 64 and 0.2 s). Goal: ≥ 90 % of it.
+2. With ``requests_per_minute=600`` the achieved rate must be within 5 % of 10 requests/s and never above.
+Prints requests/s, p50/p99 latency as the client sees it, and the per-request overhead (client latency
+minus the server's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from tempfile import TemporaryDirectory
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pipeline.config import AnnotatorConfig  # noqa: E402
+from stages.annotate import ClipRequest  # noqa: E402
+from stages.llm_client import OpenAIAnnotator  # noqa: E402
+from tests.llm_server import FakeLLM  # noqa: E402
+
+
+class TimedAnnotator(OpenAIAnnotator):
+    """Records when each request starts and how long it takes, as the client sees it."""
+
+    starts: list[float]
+    latencies: list[float]
+
+    async def _call(self, client, limit, messages, usage):
+        t0 = time.perf_counter()
+        result = await super()._call(client, limit, messages, usage)
+        self.latencies.append(time.perf_counter() - t0)
+        return result
+
+
+class ServerProcess:
+    """The loopback server in a process of its own, so it does not share the client's interpreter."""
+
+    def __init__(self, latency: float):
+        import subprocess
+
+        self.proc = subprocess.Popen([sys.executable, "-m", "tests.llm_server", "--latency", str(latency)], cwd=ROOT,
+                                     stdout=subprocess.PIPE, text=True)  # fmt: skip
+        self.base_url = self.proc.stdout.readline().strip()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.kill()
+        self.proc.wait()
+
+
+def run(server, n: int, in_flight: int, per_minute: float | None, tag: str):
+    os.environ["MOVID_BENCH_KEY"] = "sk-bench"
+    cfg = AnnotatorConfig(backend="openai", base_url=server.base_url, model="bench", api_key_env="MOVID_BENCH_KEY",
+                          max_in_flight=in_flight, requests_per_minute=per_minute, timeout_s=30)  # fmt: skip
+    with TemporaryDirectory() as cache:
+        ann = TimedAnnotator(cfg, "bench@0", cache)
+        ann.latencies = []
+        requests = [ClipRequest(f"{tag}{i}", "train", f"{tag} clip {i}\ntravel: forward (1.0 m)\njumps: 0", {})
+                    for i in range(n)]  # fmt: skip
+        t0 = time.perf_counter()
+        results = ann.answer_all(requests)
+        elapsed = time.perf_counter() - t0
+    assert all(r.error is None for r in results)
+    return elapsed, np.array(ann.latencies)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--requests", type=int, default=1600)
+    ap.add_argument("--latency", type=float, default=0.2)
+    ap.add_argument("--in-flight", type=int, default=64)
+    args = ap.parse_args()
+    ideal = args.in_flight / args.latency
+    with ServerProcess(args.latency) as server:
+        run(server, args.in_flight, args.in_flight, None, "warm")
+        elapsed, lat = run(server, args.requests, args.in_flight, None, "t")
+    rate = args.requests / elapsed
+    print(f"throughput: {args.requests} requests, {args.in_flight} in flight, server latency {args.latency * 1000:.0f} ms")
+    print(f"  {rate:.1f} requests/s = {100 * rate / ideal:.1f} % of the ideal {ideal:.0f} (goal ≥ 90 %)")
+    print(f"  client latency p50 {1000 * np.percentile(lat, 50):.1f} ms, p99 {1000 * np.percentile(lat, 99):.1f} ms; "
+          f"overhead per request p50 {1000 * (np.percentile(lat, 50) - args.latency):.1f} ms")  # fmt: skip
+    n_limited = 120
+    with FakeLLM(latency=0.01) as server:
+        elapsed, _ = run(server, n_limited, 16, 600, "r")
+    achieved = (n_limited - 1) / elapsed * 60  # n starts span n - 1 intervals
+    print(f"rate limit 600/min: {n_limited} requests in {elapsed:.2f} s = {achieved:.0f}/min "
+          f"({100 * (achieved - 600) / 600:+.1f} %, goal within 5 % and never above)")
+    print(f"reproduce: .venv/bin/python bench/annotate.py --requests {args.requests} --latency {args.latency} "
+          f"--in-flight {args.in_flight}")
+
+
+if __name__ == "__main__":
+    main()
