@@ -44,6 +44,16 @@ def _cmd_build(args) -> int:
     if args.address:
         overrides.append(f"ray.address={args.address}")
     cfg = load_config(args.config, overrides, args.source)
+    if args.dry_run:
+        from pipeline.dry_run import estimate_annotation
+
+        e = estimate_annotation(cfg, args.out)
+        print(f"dry run ({e['backend']} annotator, model {e['model']}): nothing was requested or written")
+        print(f"  clips planned {e['clips_planned']} (sampled {e['clips_sampled']} to estimate)")
+        print(f"  requests {e['requests']}: {e['cached']} from the cache, {e['requests_to_pay']} to pay for")
+        print(f"  tokens ~{e['prompt_tokens']:,} prompt + ~{e['completion_tokens']:,} completion = ~${e['cost_usd']:.2f}"
+              + (f" (budget ${e['budget_usd']:.2f})" if e["budget_usd"] is not None else ""))  # fmt: skip
+        return 0
     t0 = time.perf_counter()
     manifest = build(cfg, args.out, overwrite=args.overwrite, show_progress=not args.quiet)
     u = manifest["units"]
@@ -85,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--address", help="Ray cluster address (auto | ray://host:10001); default: start a local Ray")
     b.add_argument("--overwrite", action="store_true", help="replace a different build already in OUT")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
+    b.add_argument("--dry-run", action="store_true", help="estimate annotation requests, tokens and cost; write nothing")
     b.set_defaults(fn=_cmd_build)
 
     i = sub.add_parser("inspect", help="counts per table/split and quarantine reasons of a build")

@@ -125,6 +125,7 @@ class AnnotatorConfig:
     cache_dir: str | None = None  # default: OUT/.annotation_cache (kept by --overwrite)
     price_per_1k_prompt_tokens: float = 0.0  # USD, for the manifest's cost
     price_per_1k_completion_tokens: float = 0.0
+    budget_usd: float | None = None  # stop (resumably) once finished units have spent this much
 
 
 @dataclass
@@ -357,6 +358,6 @@ def config_hash(cfg: BuildConfig) -> str:
                          ("annotator", "prompts_dir"), ("annotator", "cache_dir")):  # fmt: skip
         d[section][key] = d[section][key] is not None  # whether it is set counts, not where it lies
     for key in ("max_in_flight", "requests_per_minute", "timeout_s", "max_retries", "backoff_base_s", "backoff_max_s",
-                "price_per_1k_prompt_tokens", "price_per_1k_completion_tokens", "api_key_env"):
+                "price_per_1k_prompt_tokens", "price_per_1k_completion_tokens", "api_key_env", "budget_usd"):
         d["annotator"].pop(key)  # how requests are made and priced, not what the answers are
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]

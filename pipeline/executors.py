@@ -46,7 +46,7 @@ class LocalExecutor:
                 try:
                     results.append(fn(unit, cfg, out))
                 except Exception as exc:
-                    raise ExecutorError(f"work unit {unit.unit_id} failed: {exc}") from exc
+                    raise ExecutorError(f"work unit {unit.unit_id} stopped: {exc}") from exc
                 bar.update(1)
         self.timings = {"run": round(time.perf_counter() - t0, 3)}
         return results
@@ -120,7 +120,7 @@ class RayExecutor:
                         for other in in_flight:
                             ray.cancel(other)
                         cause = getattr(exc, "cause", None) or exc
-                        raise ExecutorError(f"work unit {unit.unit_id} failed: {cause}") from exc
+                        raise ExecutorError(f"work unit {unit.unit_id} stopped: {cause}") from exc
                     bar.update(1)
         return [results[u.unit_id] for u in units]
 

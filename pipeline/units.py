@@ -4,6 +4,7 @@ returned from its marker, not redone)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -90,6 +91,21 @@ def _ingest(unit: WorkUnit, cfg: BuildConfig):
     raise ValueError(f"no ingest for source kind {unit.source_kind!r}")
 
 
+class BudgetExceeded(RuntimeError):
+    """The annotation budget is spent: the build stops; rerun with a larger annotator.budget_usd to go on."""
+
+
+def spent_usd(state: RunState, cfg: BuildConfig) -> float:
+    """What the finished units of this build paid for annotation (from their stats)."""
+    a, total = cfg.annotator, 0.0
+    if state.units_dir.is_dir():
+        for stats_file in state.units_dir.glob("*/stats.json"):
+            usage = json.loads(stats_file.read_text()).get("stages", {}).get("annotate", {})
+            total += usage.get("prompt_tokens", 0) / 1000 * a.price_per_1k_prompt_tokens
+            total += usage.get("completion_tokens", 0) / 1000 * a.price_per_1k_completion_tokens
+    return total
+
+
 def _annotate(motion: pa.Table, cfg: BuildConfig, out: str):
     from pathlib import Path
 
@@ -99,6 +115,11 @@ def _annotate(motion: pa.Table, cfg: BuildConfig, out: str):
 
     a = cfg.annotator
     template, version = load_prompt(a.prompts_dir, a.prompt)
+    if a.backend == "openai" and a.budget_usd is not None:
+        spent = spent_usd(RunState(out), cfg)
+        if spent >= a.budget_usd:
+            raise BudgetExceeded(f"annotation budget spent: ${spent:.2f} of annotator.budget_usd=${a.budget_usd:.2f}; "
+                                 "finished units are kept — rerun with a larger budget to go on")  # fmt: skip
     if a.backend == "openai":
         annotator = OpenAIAnnotator(a, version, a.cache_dir or Path(out) / ANNOTATION_CACHE, seed=cfg.seed)
     else:

@@ -159,9 +159,14 @@ class OpenAIAnnotator:
     def _messages(self, prompt: str) -> list[dict]:
         return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}]
 
+    @staticmethod
+    def cache_key(model: str, prompt_version: str, params: dict, messages: list[dict]) -> str:
+        """The response cache key: model, prompt version, generation parameters and the exact input."""
+        return ResponseCache.key(model=model, prompt_version=prompt_version, params=params, messages=messages,
+                                 schema=QA_SCHEMA)  # fmt: skip
+
     def _key_for(self, prompt: str) -> str:
-        return ResponseCache.key(model=self.cfg.model, prompt_version=self.prompt_version, params=self.params,
-                                 messages=self._messages(prompt), schema=QA_SCHEMA)  # fmt: skip
+        return self.cache_key(self.cfg.model, self.prompt_version, self.params, self._messages(prompt))
 
     async def _answer(self, client, gate, limit, key: str, req: ClipRequest) -> AnswerResult:
         messages = self._messages(req.prompt)

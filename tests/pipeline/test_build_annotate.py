@@ -117,3 +117,34 @@ def test_killed_midway_rerun_repeats_no_finished_request(tree, tmp_path):
     assert manifest["annotator"]["clips_annotated"] == _clips(manifest) and first < distinct  # really cut off midway
     # Only requests in flight at the kill (at most max_in_flight) may be paid twice.
     assert server.requests <= distinct + 2 and max(server.by_prompt.values()) <= 2
+
+
+def test_dry_run_estimates_and_spends_nothing(tree, tmp_path, key_env):
+    from pipeline.config import load_config
+    from pipeline.dry_run import estimate_annotation
+
+    with FakeLLM() as server:
+        sets = _sets(server, tmp_path / "cache", "annotator.price_per_1k_prompt_tokens=1.0",
+                     "annotator.price_per_1k_completion_tokens=2.0", "executor=local")  # fmt: skip
+        cfg = load_config(None, list(sets), [f"humanml3d={tree}"])
+        before = estimate_annotation(cfg, str(tmp_path / "out"))
+        assert server.requests == 0 and not (tmp_path / "out").exists()
+        assert before["requests"] > 0 and before["requests_to_pay"] == before["requests"] and before["cost_usd"] > 0
+        m = local_build(tree, tmp_path / "out", *sets)
+        assert before["requests"] == _clips(m)
+        after = estimate_annotation(cfg, str(tmp_path / "out2"))
+        assert after["requests_to_pay"] == 0 and after["cost_usd"] == 0 and after["cached"] == before["requests"]
+
+
+def test_budget_cap_stops_cleanly_and_a_larger_budget_resumes(tree, tmp_path, key_env):
+    from pipeline.executors import ExecutorError
+
+    with FakeLLM() as server:
+        sets = _sets(server, tmp_path / "cache", "annotator.price_per_1k_prompt_tokens=10.0", "plan.unit_size=2")
+        with pytest.raises(ExecutorError, match="annotation budget spent"):
+            local_build(tree, tmp_path / "out", *sets, "annotator.budget_usd=0.01")
+        assert not (tmp_path / "out" / "manifest.json").exists()
+        paid = dict(server.by_prompt)
+        m = local_build(tree, tmp_path / "out", *sets, "annotator.budget_usd=1000")
+        assert m["reconciliation"]["ok"] and m["units"]["skipped"] >= 1
+        assert all(server.by_prompt[p] == 1 for p in paid)  # nothing paid for twice
