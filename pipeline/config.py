@@ -48,6 +48,9 @@ class RayConfig:
     object_store_memory: int | None = 256 * 1024**2  # local Ray only; the pipeline passes no big objects
     max_retries: int = 3  # re-runs of a unit whose worker process died (data errors are never retried)
     max_in_flight: int | None = None  # units submitted at once; None = 2 × cluster CPUs
+    # Environment variables to pass to the workers of a cluster given by address (they do not inherit the
+    # driver's). Opt-in: Ray keeps them in the job's runtime environment, visible to who can see the job.
+    forward_env: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -111,7 +114,8 @@ class AnnotatorConfig:
     model: str = "gpt-4o-mini"
     api_key_env: str = "OPENAI_API_KEY"  # the name of the variable; the key itself never enters the config
     max_in_flight: int = 8  # concurrent requests per worker
-    requests_per_minute: float | None = None  # per worker
+    requests_per_minute: float | None = None  # for the whole build, all workers together
+    tokens_per_minute: float | None = None  # likewise (prompt estimate + max_tokens per request)
     structured_output: str = "json_schema"  # json_schema (OpenAI, vLLM) | json_object (llama.cpp server) | none
     temperature: float = 0.7
     max_tokens: int = 800
@@ -357,7 +361,7 @@ def config_hash(cfg: BuildConfig) -> str:
     for section, key in (("smpl", "model_dir"), ("amass", "index"), ("amass", "splits"), ("amass", "texts"),
                          ("annotator", "prompts_dir"), ("annotator", "cache_dir")):  # fmt: skip
         d[section][key] = d[section][key] is not None  # whether it is set counts, not where it lies
-    for key in ("max_in_flight", "requests_per_minute", "timeout_s", "max_retries", "backoff_base_s", "backoff_max_s",
+    for key in ("max_in_flight", "requests_per_minute", "tokens_per_minute", "timeout_s", "max_retries", "backoff_base_s", "backoff_max_s",
                 "price_per_1k_prompt_tokens", "price_per_1k_completion_tokens", "api_key_env", "budget_usd"):
         d["annotator"].pop(key)  # how requests are made and priced, not what the answers are
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]

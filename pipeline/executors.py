@@ -67,6 +67,10 @@ class RayExecutor:
             return ray, False
         # Fault-injection switches (tests) reach the workers, which do not inherit this process's environment.
         env = {k: v for k, v in os.environ.items() if k.startswith("MOVID_FAULT_")}
+        missing = [k for k in self.cfg.forward_env if k not in os.environ]
+        if missing:
+            raise ExecutorError(f"ray.forward_env: {', '.join(missing)} not set in this environment")
+        env |= {k: os.environ[k] for k in self.cfg.forward_env}
         runtime_env = {"env_vars": env} if env else {}
         if self.cfg.address:
             import pipeline
@@ -101,6 +105,14 @@ class RayExecutor:
     def _run(self, ray, fn, units, cfg, out, show_progress) -> list[dict]:
         # Retry only crashed workers (system errors); an exception from the unit is final.
         task = ray.remote(num_cpus=1, max_retries=self.cfg.max_retries, retry_exceptions=False)(fn)
+        a = cfg.annotator
+        if a.backend == "openai" and (a.requests_per_minute or a.tokens_per_minute):
+            from pipeline.config import config_hash
+            from pipeline.ratelimit import actor_name, start_shared_limiter
+
+            # one limit for every worker of the build (kept alive by this reference while units run)
+            limiter = start_shared_limiter(ray, actor_name(config_hash(cfg)), a.requests_per_minute,  # noqa: F841
+                                           a.tokens_per_minute)  # fmt: skip
         cfg_ref = ray.put(cfg)
         window = self.cfg.max_in_flight or max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
         pending = list(reversed(units))

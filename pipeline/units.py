@@ -121,7 +121,12 @@ def _annotate(motion: pa.Table, cfg: BuildConfig, out: str):
             raise BudgetExceeded(f"annotation budget spent: ${spent:.2f} of annotator.budget_usd=${a.budget_usd:.2f}; "
                                  "finished units are kept — rerun with a larger budget to go on")  # fmt: skip
     if a.backend == "openai":
-        annotator = OpenAIAnnotator(a, version, a.cache_dir or Path(out) / ANNOTATION_CACHE, seed=cfg.seed)
+        from pipeline.config import config_hash
+        from pipeline.ratelimit import actor_name, make_limiter
+
+        limiter = make_limiter(actor_name(config_hash(cfg)), a.requests_per_minute, a.tokens_per_minute)
+        annotator = OpenAIAnnotator(a, version, a.cache_dir or Path(out) / ANNOTATION_CACHE, seed=cfg.seed,
+                                    limiter=limiter)  # fmt: skip
     else:
         annotator = OfflineAnnotator(a.qa_per_clip, cfg.seed)
     return annotate_motions(motion, a, annotator=annotator, template=template, prompt_version=version, seed=cfg.seed)

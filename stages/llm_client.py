@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import random
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,25 +81,6 @@ class ResponseCache:
         os.replace(tmp, path)
 
 
-class _RateLimit:
-    """At most ``per_minute`` request starts per minute from this process, evenly spaced."""
-
-    def __init__(self, per_minute: float | None):
-        self.interval = 60.0 / per_minute if per_minute else 0.0
-        self.next_at = 0.0
-        self.lock = asyncio.Lock()
-
-    async def wait(self) -> None:
-        if not self.interval:
-            return
-        async with self.lock:
-            now = time.monotonic()
-            start = max(now, self.next_at)
-            self.next_at = start + self.interval
-        if start > now:
-            await asyncio.sleep(start - now)
-
-
 def _retry_after(exc) -> float | None:
     response = getattr(exc, "response", None)
     value = response.headers.get("retry-after") if response is not None else None
@@ -113,7 +93,9 @@ def _retry_after(exc) -> float | None:
 class OpenAIAnnotator:
     name = "openai"
 
-    def __init__(self, cfg, prompt_version: str, cache_dir: str | Path, seed: int = 0):
+    def __init__(self, cfg, prompt_version: str, cache_dir: str | Path, seed: int = 0, limiter=None):
+        """``limiter``: an object with ``async wait(tokens)`` (the build's shared rate limit); by default
+        an in-process one from ``cfg.requests_per_minute`` / ``cfg.tokens_per_minute``."""
         key = os.environ.get(cfg.api_key_env)
         if not key:
             raise AnnotatorError(f"annotator.api_key_env: the environment variable {cfg.api_key_env} is not set")
@@ -121,6 +103,11 @@ class OpenAIAnnotator:
             raise AnnotatorError(f"annotator.structured_output: {cfg.structured_output!r} is not json_schema, "
                                  "json_object or none")  # fmt: skip
         self.cfg, self._key, self.prompt_version = cfg, key, prompt_version
+        if limiter is None:
+            from pipeline.ratelimit import LocalLimiter
+
+            limiter = LocalLimiter(cfg.requests_per_minute, cfg.tokens_per_minute)
+        self.limiter = limiter
         self.cache = ResponseCache(cache_dir)
         self.params = {"model": cfg.model, "temperature": cfg.temperature, "max_tokens": cfg.max_tokens,
                        "seed": seed, "structured_output": cfg.structured_output}  # fmt: skip
@@ -140,7 +127,7 @@ class OpenAIAnnotator:
 
         client = openai.AsyncOpenAI(base_url=self.cfg.base_url, api_key=self._key, timeout=self.cfg.timeout_s,
                                     max_retries=0)  # fmt: skip
-        gate, limit = asyncio.Semaphore(self.cfg.max_in_flight), _RateLimit(self.cfg.requests_per_minute)
+        gate, limit = asyncio.Semaphore(self.cfg.max_in_flight), self.limiter
         keyed = [(self._key_for(r.prompt), r) for r in requests]
         unique = dict(keyed)  # identical prompts (e.g. mirror twins of symmetric motions) are asked once
         try:
@@ -205,8 +192,9 @@ class OpenAIAnnotator:
         if (rf := self._response_format()) is not None:
             kwargs["response_format"] = rf
         last = ""
+        tokens = sum(len(m["content"]) for m in messages) // 4 + self.cfg.max_tokens  # an upper estimate
         for attempt in range(self.cfg.max_retries + 1):
-            await limit.wait()
+            await limit.wait(tokens)
             usage["requests"] += 1
             try:
                 resp = await client.chat.completions.create(**kwargs)

@@ -34,6 +34,7 @@ class FakeLLM:
         self.statuses: Counter = Counter()
         self.auth_headers: set[str] = set()
         self.bodies: list[dict] = []
+        self.arrivals: list[float] = []  # time.time() of each request
         ThreadingHTTPServer.request_queue_size = 256  # many clients connect at once
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
@@ -93,6 +94,7 @@ class FakeLLM:
                 prompt = next((m["content"] for m in reversed(body.get("messages", [])) if m["role"] == "user"), "")
                 first_prompt = next((m["content"] for m in body.get("messages", []) if m["role"] == "user"), "")
                 with owner.lock:
+                    owner.arrivals.append(time.time())
                     owner.requests += 1
                     owner.by_prompt[hashlib.sha256(first_prompt.encode()).hexdigest()] += 1
                     owner.auth_headers.add(self.headers.get("Authorization", ""))

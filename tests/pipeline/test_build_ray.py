@@ -100,3 +100,29 @@ def test_smpl_sources_on_ray_match_local(ray_address, tmp_path):
     local_build(None, tmp_path / "local", *sets, sources=sources)
     ray_shards, local_shards = _shards(tmp_path / "ray"), _shards(tmp_path / "local")
     assert len(ray_shards) >= 6 and ray_shards == local_shards
+
+
+def test_rate_limit_is_shared_by_all_workers(ray_address, tmp_path):
+    import numpy as np
+
+    from pipeline.sample_data import write_sample_humanml3d
+    from tests.llm_server import FakeLLM
+
+    write_sample_humanml3d(tmp_path / "h", n_motions=6, seed=9)
+    env = os.environ | {"MOVID_TEST_KEY": "sk-test"}
+    with FakeLLM(latency=0.05) as server:
+        sets = ["annotator.backend=openai", f"annotator.base_url={server.base_url}", "annotator.api_key_env=MOVID_TEST_KEY",
+                f"annotator.cache_dir={tmp_path / 'cache'}", "annotator.requests_per_minute=300", "plan.unit_size=2",
+                "ray.forward_env=[MOVID_TEST_KEY]"]  # the cluster's workers do not inherit our environment  # fmt: skip
+        cmd = MOVID + ["build", "--source", f"humanml3d={tmp_path / 'h'}", "--out", str(tmp_path / "o"), "--address",
+                       ray_address, "--quiet"] + [a for s in sets for a in ("--set", s)]  # fmt: skip
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+        assert r.returncode == 0, r.stderr
+        arrivals = np.sort(np.array(server.arrivals))
+    assert len(arrivals) >= 8
+    # 300/min = one start every 0.2 s across the whole cluster, whichever worker sends it: any k consecutive
+    # requests span at least k × 0.2 s, less the jitter of delivering one request (two workers limiting
+    # themselves separately would send pairs at once, at twice the rate)
+    for k in range(1, len(arrivals)):
+        assert (arrivals[k:] - arrivals[:-k]).min() >= 0.2 * k - 0.06, k
+    assert (len(arrivals) - 1) / (arrivals[-1] - arrivals[0]) <= 5.0 * 1.02
