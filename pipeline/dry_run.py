@@ -20,7 +20,7 @@ COMPLETION_TOKENS_PER_QA = 45  # a QA pair with its fields, measured on the offl
 
 def estimate_annotation(cfg: BuildConfig, out: str, sample_clips: int = 200) -> dict:
     from pipeline.units import _ingest
-    from stages.annotate import build_requests, load_prompt
+    from stages.annotate import build_requests, load_prompt, qa_schema
     from stages.llm_client import SYSTEM, OpenAIAnnotator, ResponseCache
 
     a = cfg.annotator
@@ -43,7 +43,7 @@ def estimate_annotation(cfg: BuildConfig, out: str, sample_clips: int = 200) -> 
             requests += 1
             messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": req.prompt}]
             prompt_chars += len(SYSTEM) + len(req.prompt)
-            key = OpenAIAnnotator.cache_key(a.model, version, params, messages)
+            key = OpenAIAnnotator.cache_key(a.model, version, params, messages, qa_schema(a.qa_per_clip))
             hits += cache.get(key) is not None
     per_record = requests / sampled if sampled else 0.0
     total_requests = round(records * per_record)

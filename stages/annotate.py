@@ -25,29 +25,39 @@ from stages import StageResult
 from stages.caption_instructions import MOTION_PLACEHOLDER
 from stages.motion_facts import BODY_PARTS, facts_text, motion_facts
 
-__all__ = ["CATEGORIES", "QA_SCHEMA", "ClipRequest", "annotate_motions", "build_requests", "load_prompt",
+__all__ = ["CATEGORIES", "QA_SCHEMA", "qa_schema", "ClipRequest", "annotate_motions", "build_requests", "load_prompt",
            "offline_answer", "verify_qa"]  # fmt: skip
 
 STAGE = "annotate"
 CATEGORIES = ("body_part", "sequentiality", "direction", "reasoning", "hallucination", "counting")
 DIRECTIONS = ("forward", "backward", "left", "right", "in place")
-QA_SCHEMA = {
-    "type": "object",
-    "properties": {"qa": {"type": "array", "minItems": 1, "items": {
+
+
+def qa_schema(max_items: int | None = None) -> dict:
+    """The answer's JSON Schema. Nullable fields use ``anyOf`` (not a type list): llama.cpp's grammar
+    converter enforces that form (checked with Gemma 3 270M), and OpenAI structured outputs accept it."""
+
+    def nullable(schema: dict) -> dict:
+        return {"anyOf": [schema, {"type": "null"}]}
+
+    items = {
         "type": "object",
         "properties": {
             "category": {"type": "string", "enum": list(CATEGORIES)},
             "question": {"type": "string", "minLength": 3},
             "answer": {"type": "string", "minLength": 1},
-            "direction": {"type": ["string", "null"], "enum": [*DIRECTIONS, None]},
-            "body_part": {"type": ["string", "null"], "enum": [*BODY_PARTS, None]},
-            "count": {"type": ["integer", "null"], "minimum": 0},
+            "direction": nullable({"type": "string", "enum": list(DIRECTIONS)}),
+            "body_part": nullable({"type": "string", "enum": list(BODY_PARTS)}),
+            "count": nullable({"type": "integer", "minimum": 0}),
         },
         "required": ["category", "question", "answer", "direction", "body_part", "count"],
-        "additionalProperties": False}}},
-    "required": ["qa"],
-    "additionalProperties": False,
-}  # fmt: skip
+        "additionalProperties": False,
+    }
+    qa = {"type": "array", "minItems": 1, "items": items} | ({"maxItems": max_items} if max_items else {})
+    return {"type": "object", "properties": {"qa": qa}, "required": ["qa"], "additionalProperties": False}
+
+
+QA_SCHEMA = qa_schema()
 
 
 @dataclass(frozen=True)

@@ -15,16 +15,22 @@ import os
 import random
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import jsonschema
 
-from stages.annotate import QA_SCHEMA, ClipRequest, offline_answer
+from stages.annotate import ClipRequest, offline_answer, qa_schema
 
 __all__ = ["AnnotatorError", "AnswerResult", "OfflineAnnotator", "OpenAIAnnotator", "ResponseCache"]
 
 log = logging.getLogger(__name__)
-_VALIDATOR = jsonschema.Draft202012Validator(QA_SCHEMA)  # built once: jsonschema.validate re-checks the schema per call
+
+
+@lru_cache(maxsize=8)
+def _validator(max_items: int):
+    """Built once per schema: jsonschema.validate would re-check the schema on every call (~7 ms)."""
+    return jsonschema.Draft202012Validator(qa_schema(max_items))
 SYSTEM = "You are a careful annotator of human motion data. You answer with JSON only."
 OFFLINE_MODEL = "movid-offline-v1"
 
@@ -109,14 +115,15 @@ class OpenAIAnnotator:
             limiter = LocalLimiter(cfg.requests_per_minute, cfg.tokens_per_minute)
         self.limiter = limiter
         self.cache = ResponseCache(cache_dir)
+        self.schema, self.validator = qa_schema(cfg.qa_per_clip), _validator(cfg.qa_per_clip)
         self.params = {"model": cfg.model, "temperature": cfg.temperature, "max_tokens": cfg.max_tokens,
                        "seed": seed, "structured_output": cfg.structured_output}  # fmt: skip
 
     def _response_format(self) -> dict | None:
         if self.cfg.structured_output == "json_schema":  # OpenAI structured outputs (vLLM honours it too)
-            return {"type": "json_schema", "json_schema": {"name": "movid_qa", "schema": QA_SCHEMA, "strict": True}}
+            return {"type": "json_schema", "json_schema": {"name": "movid_qa", "schema": self.schema, "strict": True}}
         if self.cfg.structured_output == "json_object":  # llama.cpp's server takes the schema this way
-            return {"type": "json_object", "schema": QA_SCHEMA}
+            return {"type": "json_object", "schema": self.schema}
         return None
 
     def answer_all(self, requests: list[ClipRequest]) -> list[AnswerResult]:
@@ -147,13 +154,13 @@ class OpenAIAnnotator:
         return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}]
 
     @staticmethod
-    def cache_key(model: str, prompt_version: str, params: dict, messages: list[dict]) -> str:
-        """The response cache key: model, prompt version, generation parameters and the exact input."""
+    def cache_key(model: str, prompt_version: str, params: dict, messages: list[dict], schema: dict) -> str:
+        """The response cache key: model, prompt version, generation parameters, schema and the exact input."""
         return ResponseCache.key(model=model, prompt_version=prompt_version, params=params, messages=messages,
-                                 schema=QA_SCHEMA)  # fmt: skip
+                                 schema=schema)  # fmt: skip
 
     def _key_for(self, prompt: str) -> str:
-        return self.cache_key(self.cfg.model, self.prompt_version, self.params, self._messages(prompt))
+        return self.cache_key(self.cfg.model, self.prompt_version, self.params, self._messages(prompt), self.schema)
 
     async def _answer(self, client, gate, limit, key: str, req: ClipRequest) -> AnswerResult:
         messages = self._messages(req.prompt)
@@ -169,7 +176,7 @@ class OpenAIAnnotator:
                 content, model = result
                 try:
                     payload = json.loads(content)
-                    _VALIDATOR.validate(payload)
+                    self.validator.validate(payload)
                 except (ValueError, jsonschema.ValidationError) as exc:
                     problem = exc.message if isinstance(exc, jsonschema.ValidationError) else f"not JSON ({exc})"
                     if attempt == 0:

@@ -58,6 +58,7 @@ def test_llama_cpp_request_form(tree, tmp_path, key_env):
         local_build(tree, tmp_path / "a", *_sets(server, tmp_path / "cache", "annotator.structured_output=json_object"))
         rf = server.bodies[0]["response_format"]
         assert rf["type"] == "json_object" and rf["schema"]["required"] == ["qa"]
+        assert rf["schema"]["properties"]["qa"]["maxItems"] == 6  # annotator.qa_per_clip
 
 
 def test_faults_end_annotated_or_quarantined_and_reconcile(tree, tmp_path, key_env):
