@@ -125,4 +125,3 @@ def test_rate_limit_is_shared_by_all_workers(ray_address, tmp_path):
     # themselves separately would send pairs at once, at twice the rate)
     for k in range(1, len(arrivals)):
         assert (arrivals[k:] - arrivals[:-k]).min() >= 0.2 * k - 0.06, k
-    assert (len(arrivals) - 1) / (arrivals[-1] - arrivals[0]) <= 5.0 * 1.02
