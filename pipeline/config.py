@@ -125,6 +125,7 @@ class AnnotatorConfig:
     backoff_max_s: float = 30.0
     qa_per_clip: int = 6
     prompt: str = "motion_qa.v1"
+    video_prompt: str = "video_recaption.v1"  # vision re-captioning + QA from the sampled frames
     prompts_dir: str | None = None  # default: configs/prompts of this repository
     cache_dir: str | None = None  # default: OUT/.annotation_cache (kept by --overwrite)
     price_per_1k_prompt_tokens: float = 0.0  # USD, for the manifest's cost

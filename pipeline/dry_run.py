@@ -41,7 +41,7 @@ def estimate_annotation(cfg: BuildConfig, out: str, sample_clips: int = 200) -> 
             continue
         for req in build_requests(motion, template, a.qa_per_clip):
             requests += 1
-            messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": req.prompt}]
+            messages = OpenAIAnnotator.messages_for(req)
             prompt_chars += len(SYSTEM) + len(req.prompt)
             key = OpenAIAnnotator.cache_key(a.model, version, params, messages, qa_schema(a.qa_per_clip))
             hits += cache.get(key) is not None

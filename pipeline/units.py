@@ -100,21 +100,22 @@ def spent_usd(state: RunState, cfg: BuildConfig) -> float:
     a, total = cfg.annotator, 0.0
     if state.units_dir.is_dir():
         for stats_file in state.units_dir.glob("*/stats.json"):
-            usage = json.loads(stats_file.read_text()).get("stages", {}).get("annotate", {})
-            total += usage.get("prompt_tokens", 0) / 1000 * a.price_per_1k_prompt_tokens
-            total += usage.get("completion_tokens", 0) / 1000 * a.price_per_1k_completion_tokens
+            stages = json.loads(stats_file.read_text()).get("stages", {})
+            for usage in (stages.get("annotate", {}), stages.get("annotate_video", {})):
+                total += usage.get("prompt_tokens", 0) / 1000 * a.price_per_1k_prompt_tokens
+                total += usage.get("completion_tokens", 0) / 1000 * a.price_per_1k_completion_tokens
     return total
 
 
-def _annotate(motion: pa.Table, cfg: BuildConfig, out: str):
+def _annotate(table: pa.Table, cfg: BuildConfig, out: str, kind: str):
     from pathlib import Path
 
     from pipeline.runstate import ANNOTATION_CACHE
-    from stages.annotate import annotate_motions, load_prompt
+    from stages.annotate import annotate_motions, annotate_videos, load_prompt
     from stages.llm_client import OfflineAnnotator, OpenAIAnnotator
 
     a = cfg.annotator
-    template, version = load_prompt(a.prompts_dir, a.prompt)
+    template, version = load_prompt(a.prompts_dir, a.prompt if kind == "motion" else a.video_prompt)
     if a.backend == "openai" and a.budget_usd is not None:
         spent = spent_usd(RunState(out), cfg)
         if spent >= a.budget_usd:
@@ -129,7 +130,8 @@ def _annotate(motion: pa.Table, cfg: BuildConfig, out: str):
                                     limiter=limiter)  # fmt: skip
     else:
         annotator = OfflineAnnotator(a.qa_per_clip, cfg.seed)
-    return annotate_motions(motion, a, annotator=annotator, template=template, prompt_version=version, seed=cfg.seed)
+    annotate = annotate_motions if kind == "motion" else annotate_videos
+    return annotate(table, a, annotator=annotator, template=template, prompt_version=version, seed=cfg.seed)
 
 
 def run_unit(unit: WorkUnit, cfg: BuildConfig, out: str) -> dict:
@@ -155,11 +157,12 @@ def run_unit(unit: WorkUnit, cfg: BuildConfig, out: str) -> dict:
             video_captions = video_caption_instructions(tables["video"], seed=cfg.seed)
             stages["video_caption_instructions"] = dict(video_captions.counters)
             parts.append(video_captions.tables["instruction"])
-        if cfg.annotator.backend != "none" and "motion" in tables and tables["motion"].num_rows:
-            annotated = _annotate(tables["motion"], cfg, out)
-            stages["annotate"] = dict(annotated.counters)
-            parts.append(annotated.tables["instruction"])
-            rejects += annotated.rejects
+        for kind, stage in (("motion", "annotate"), ("video", "annotate_video")):
+            if cfg.annotator.backend != "none" and kind in tables and tables[kind].num_rows:
+                annotated = _annotate(tables[kind], cfg, out, kind)
+                stages[stage] = dict(annotated.counters)
+                parts.append(annotated.tables["instruction"])
+                rejects += annotated.rejects
         tables["instruction"] = pa.concat_tables(parts)
     stats = write_unit_outputs(state, unit.unit_id, tables, rejects, stages, cfg)
     log.debug("unit %s done in %.2fs: %s", unit.unit_id, time.perf_counter() - t0, Counter(stages[ingest_stage]))

@@ -25,7 +25,8 @@ from stages import StageResult
 from stages.caption_instructions import MOTION_PLACEHOLDER
 from stages.motion_facts import BODY_PARTS, facts_text, motion_facts
 
-__all__ = ["CATEGORIES", "QA_SCHEMA", "qa_schema", "ClipRequest", "annotate_motions", "build_requests", "load_prompt",
+__all__ = ["CATEGORIES", "QA_SCHEMA", "annotate_videos", "build_video_requests", "offline_video_answer", "qa_schema",
+           "video_schema", "ClipRequest", "annotate_motions", "build_requests", "load_prompt",
            "offline_answer", "verify_qa"]  # fmt: skip
 
 STAGE = "annotate"
@@ -60,12 +61,22 @@ def qa_schema(max_items: int | None = None) -> dict:
 QA_SCHEMA = qa_schema()
 
 
+def video_schema(max_items: int | None = None) -> dict:
+    """A re-caption (under ~50 words) and QA for a video."""
+    schema = qa_schema(max_items)
+    schema["properties"] = {"caption": {"type": "string", "minLength": 3, "maxLength": 400}} | schema["properties"]
+    schema["required"] = ["caption", "qa"]
+    return schema
+
+
 @dataclass(frozen=True)
 class ClipRequest:
-    motion_id: str
+    motion_id: str  # the clip's id (a video's id for video requests)
     split: str
     prompt: str  # the user message
     facts: dict
+    images: tuple[bytes, ...] = ()  # JPEG frames sent as image parts (vision re-captioning)
+    captions: tuple[str, ...] = ()
 
 
 def load_prompt(prompts_dir: str | Path, name: str) -> tuple[str, str]:
@@ -180,7 +191,7 @@ def annotate_motions(motion: pa.Table, cfg, *, annotator, template: str, prompt_
     rejects: list[Reject] = []
     rows = []
     requests = build_requests(motion, template, cfg.qa_per_clip)
-    results = annotator.answer_all(requests)
+    results = annotator.answer_all(requests, kind="motion")
     params = json.dumps({"seed": seed, **annotator.params}, sort_keys=True)
     for req, res in zip(requests, results, strict=True):
         counts["clips_in"] += 1
@@ -210,6 +221,68 @@ def annotate_motions(motion: pa.Table, cfg, *, annotator, template: str, prompt_
                 "annotator": {"backend": annotator.name, "model": res.model, "prompt_version": prompt_version,
                               "params": params},
                 "split": req.split,
+            })  # fmt: skip
+    counts["instructions_out"] = len(rows)
+    return StageResult(tables={"instruction": pa.Table.from_pylist(rows, schema=INSTRUCTION_SCHEMA)},
+                       rejects=rejects, counters=counts)  # fmt: skip
+
+
+def build_video_requests(video: pa.Table, template: str, qa_per_clip: int) -> list[ClipRequest]:
+    """One vision request per video: its sampled frames, their times and its human captions."""
+    out = []
+    for r in video.select(["video_id", "split", "captions", "frames", "frame_timestamps"]).to_pylist():
+        captions = "\n".join(f"- {c}" for c in r["captions"]) or "- (none)"
+        times = ", ".join(f"{t:.2f}" for t in r["frame_timestamps"])
+        prompt = template.format(captions=captions, times=times, n=qa_per_clip)
+        out.append(ClipRequest(r["video_id"], r["split"], prompt, {}, tuple(r["frames"]), tuple(r["captions"])))
+    return out
+
+
+def offline_video_answer(req: ClipRequest, qa_per_clip: int) -> dict:
+    """Without a vision model: the human caption as the description, and QA that restate it."""
+    caption = req.captions[0] if req.captions else "A person moves."
+    pool = [
+        {"category": "reasoning", "question": "What does the person do in the video?", "answer": caption,
+         "direction": None, "body_part": None, "count": None},
+        {"category": "hallucination", "question": "Is anyone riding a bicycle in the video?",
+         "answer": "No, there is no bicycle in the video.", "direction": None, "body_part": None, "count": None},
+    ]  # fmt: skip
+    pool += [{"category": "reasoning", "question": "Describe the video in other words.", "answer": c,
+              "direction": None, "body_part": None, "count": None} for c in req.captions[1:]]  # fmt: skip
+    return {"caption": caption, "qa": pool[: max(1, qa_per_clip)]}
+
+
+def annotate_videos(video: pa.Table, cfg, *, annotator, template: str, prompt_version: str, seed: int = 0) -> StageResult:
+    """A re-caption (task caption) and QA rows for each video; counters ``videos_in`` =
+    ``videos_annotated`` + ``videos_quarantined``."""
+    counts: Counter = Counter()
+    rejects: list[Reject] = []
+    rows = []
+    requests = build_video_requests(video, template, cfg.qa_per_clip)
+    results = annotator.answer_all(requests, kind="video")
+    params = json.dumps({"seed": seed, **annotator.params}, sort_keys=True)
+    # video QA is not checked against kinematics: a video row carries no joints
+    for req, res in zip(requests, results, strict=True):
+        counts["videos_in"] += 1
+        counts.update(res.usage)
+        if res.error:
+            counts["videos_quarantined"] += 1
+            counts[f"dropped_{res.error}"] += 1
+            rejects.append(Reject(req.motion_id, "instruction", "annotate_video", res.error, res.detail, "annotator",
+                                  None, req.split))  # fmt: skip
+            continue
+        counts["videos_annotated"] += 1
+        annotator_row = {"backend": annotator.name, "model": res.model, "prompt_version": prompt_version, "params": params}
+        pairs = [("caption", "caption", "Describe what the person does in this video, in time order.",
+                  res.payload["caption"])]  # fmt: skip
+        pairs += [("qa", qa["category"], qa["question"], qa["answer"]) for qa in res.payload["qa"]]
+        for i, (task, category, question, answer) in enumerate(pairs):
+            rows.append({
+                "sample_id": f"{req.motion_id}/video-{task}/{i}", "modality": "video", "motion_id": None,
+                "video_id": req.motion_id, "task": task, "category": category,
+                "conversations": [{"role": "user", "content": f"<video>\n{question}"},
+                                  {"role": "assistant", "content": answer}],
+                "annotator": annotator_row, "split": req.split,
             })  # fmt: skip
     counts["instructions_out"] = len(rows)
     return StageResult(tables={"instruction": pa.Table.from_pylist(rows, schema=INSTRUCTION_SCHEMA)},

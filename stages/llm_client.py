@@ -8,6 +8,7 @@ cache that makes a rerun free. The API key is read from the environment and neve
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import logging
@@ -20,17 +21,20 @@ from pathlib import Path
 
 import jsonschema
 
-from stages.annotate import ClipRequest, offline_answer, qa_schema
+from stages.annotate import ClipRequest, offline_answer, offline_video_answer, qa_schema, video_schema
 
 __all__ = ["AnnotatorError", "AnswerResult", "OfflineAnnotator", "OpenAIAnnotator", "ResponseCache"]
 
 log = logging.getLogger(__name__)
 
 
+SCHEMAS = {"motion": qa_schema, "video": video_schema}
+
+
 @lru_cache(maxsize=8)
-def _validator(max_items: int):
+def _validator(kind: str, max_items: int):
     """Built once per schema: jsonschema.validate would re-check the schema on every call (~7 ms)."""
-    return jsonschema.Draft202012Validator(qa_schema(max_items))
+    return jsonschema.Draft202012Validator(SCHEMAS[kind](max_items))
 SYSTEM = "You are a careful annotator of human motion data. You answer with JSON only."
 OFFLINE_MODEL = "movid-offline-v1"
 
@@ -55,7 +59,9 @@ class OfflineAnnotator:
         self.qa_per_clip, self.seed = qa_per_clip, seed
         self.params = {"qa_per_clip": qa_per_clip}
 
-    def answer_all(self, requests: list[ClipRequest]) -> list[AnswerResult]:
+    def answer_all(self, requests: list[ClipRequest], kind: str = "motion") -> list[AnswerResult]:
+        if kind == "video":
+            return [AnswerResult(offline_video_answer(r, self.qa_per_clip), model=OFFLINE_MODEL) for r in requests]
         return [AnswerResult(offline_answer(r, self.qa_per_clip, self.seed), model=OFFLINE_MODEL) for r in requests]
 
 
@@ -115,18 +121,20 @@ class OpenAIAnnotator:
             limiter = LocalLimiter(cfg.requests_per_minute, cfg.tokens_per_minute)
         self.limiter = limiter
         self.cache = ResponseCache(cache_dir)
-        self.schema, self.validator = qa_schema(cfg.qa_per_clip), _validator(cfg.qa_per_clip)
         self.params = {"model": cfg.model, "temperature": cfg.temperature, "max_tokens": cfg.max_tokens,
                        "seed": seed, "structured_output": cfg.structured_output}  # fmt: skip
 
-    def _response_format(self) -> dict | None:
+    def _response_format(self, schema: dict) -> dict | None:
         if self.cfg.structured_output == "json_schema":  # OpenAI structured outputs (vLLM honours it too)
-            return {"type": "json_schema", "json_schema": {"name": "movid_qa", "schema": self.schema, "strict": True}}
+            return {"type": "json_schema", "json_schema": {"name": "movid_answer", "schema": schema, "strict": True}}
         if self.cfg.structured_output == "json_object":  # llama.cpp's server takes the schema this way
-            return {"type": "json_object", "schema": self.schema}
+            return {"type": "json_object", "schema": schema}
         return None
 
-    def answer_all(self, requests: list[ClipRequest]) -> list[AnswerResult]:
+    def answer_all(self, requests: list[ClipRequest], kind: str = "motion") -> list[AnswerResult]:
+        """``kind`` motion: QA; video: a re-caption and QA from the frames (image parts of the request)."""
+        self.schema = SCHEMAS[kind](self.cfg.qa_per_clip)
+        self.validator = _validator(kind, self.cfg.qa_per_clip)
         return asyncio.run(self._answer_all(requests)) if requests else []
 
     async def _answer_all(self, requests):
@@ -135,7 +143,7 @@ class OpenAIAnnotator:
         client = openai.AsyncOpenAI(base_url=self.cfg.base_url, api_key=self._key, timeout=self.cfg.timeout_s,
                                     max_retries=0)  # fmt: skip
         gate, limit = asyncio.Semaphore(self.cfg.max_in_flight), self.limiter
-        keyed = [(self._key_for(r.prompt), r) for r in requests]
+        keyed = [(self._key_for(r), r) for r in requests]
         unique = dict(keyed)  # identical prompts (e.g. mirror twins of symmetric motions) are asked once
         try:
             answers = await asyncio.gather(*(self._answer(client, gate, limit, k, r) for k, r in unique.items()))
@@ -150,8 +158,15 @@ class OpenAIAnnotator:
             first.add(k)
         return out
 
-    def _messages(self, prompt: str) -> list[dict]:
-        return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}]
+    @staticmethod
+    def messages_for(req: ClipRequest) -> list[dict]:
+        """The chat messages; frames become image parts (base64 JPEG data URLs), as vision models take them."""
+        if not req.images:
+            return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": req.prompt}]
+        parts = [{"type": "text", "text": req.prompt}] + [
+            {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64," + base64.b64encode(jpeg).decode()}}
+            for jpeg in req.images]  # fmt: skip
+        return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": parts}]
 
     @staticmethod
     def cache_key(model: str, prompt_version: str, params: dict, messages: list[dict], schema: dict) -> str:
@@ -159,11 +174,11 @@ class OpenAIAnnotator:
         return ResponseCache.key(model=model, prompt_version=prompt_version, params=params, messages=messages,
                                  schema=schema)  # fmt: skip
 
-    def _key_for(self, prompt: str) -> str:
-        return self.cache_key(self.cfg.model, self.prompt_version, self.params, self._messages(prompt), self.schema)
+    def _key_for(self, req: ClipRequest) -> str:
+        return self.cache_key(self.cfg.model, self.prompt_version, self.params, self.messages_for(req), self.schema)
 
     async def _answer(self, client, gate, limit, key: str, req: ClipRequest) -> AnswerResult:
-        messages = self._messages(req.prompt)
+        messages = self.messages_for(req)
         hit = self.cache.get(key)
         if hit is not None:
             return AnswerResult(hit["payload"], model=hit["model"], usage=Counter(cache_hits=1))
@@ -196,10 +211,12 @@ class OpenAIAnnotator:
 
         kwargs = {"model": self.cfg.model, "messages": messages, "temperature": self.cfg.temperature,
                   "max_tokens": self.cfg.max_tokens, "seed": self.params["seed"]}  # fmt: skip
-        if (rf := self._response_format()) is not None:
+        if (rf := self._response_format(self.schema)) is not None:
             kwargs["response_format"] = rf
         last = ""
-        tokens = sum(len(m["content"]) for m in messages) // 4 + self.cfg.max_tokens  # an upper estimate
+        text = sum(len(m["content"]) if isinstance(m["content"], str) else
+                   sum(len(p.get("text", "")) + 1000 for p in m["content"]) for m in messages)  # fmt: skip
+        tokens = text // 4 + self.cfg.max_tokens  # an upper estimate (an image counted as ~250 tokens)
         for attempt in range(self.cfg.max_retries + 1):
             await limit.wait(tokens)
             usage["requests"] += 1

@@ -59,6 +59,10 @@ class FakeLLM:
         if self.wrong_direction:
             direction = "backward" if direction != "backward" else "forward"
         n = int(jumps.group(1)) if jumps else 0
+        if "Frame times" in prompt:  # a vision re-captioning request
+            return {"caption": "The person swings the right leg forward, then the left, walking ahead.",
+                    "qa": [{"category": "direction", "question": "Where does the person walk?", "answer": "Forward.",
+                            "direction": "forward", "body_part": None, "count": None}]}  # fmt: skip
         return {"qa": [
             {"category": "direction", "question": "Where does the person go?", "answer": f"They go {direction}.",
              "direction": direction, "body_part": None, "count": None},
@@ -91,8 +95,13 @@ class FakeLLM:
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-                prompt = next((m["content"] for m in reversed(body.get("messages", [])) if m["role"] == "user"), "")
-                first_prompt = next((m["content"] for m in body.get("messages", []) if m["role"] == "user"), "")
+
+                def text(m):  # a message's text; vision requests send a list of parts
+                    c = m["content"]
+                    return c if isinstance(c, str) else " ".join(p.get("text", "") for p in c if p.get("type") == "text")
+
+                prompt = next((text(m) for m in reversed(body.get("messages", [])) if m["role"] == "user"), "")
+                first_prompt = next((text(m) for m in body.get("messages", []) if m["role"] == "user"), "")
                 with owner.lock:
                     owner.arrivals.append(time.time())
                     owner.requests += 1

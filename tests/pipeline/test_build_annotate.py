@@ -149,3 +149,30 @@ def test_budget_cap_stops_cleanly_and_a_larger_budget_resumes(tree, tmp_path, ke
         m = local_build(tree, tmp_path / "out", *sets, "annotator.budget_usd=1000")
         assert m["reconciliation"]["ok"] and m["units"]["skipped"] >= 1
         assert all(server.by_prompt[p] == 1 for p in paid)  # nothing paid for twice
+
+
+def test_videos_are_recaptioned_from_their_frames(tmp_path, key_env):
+    import base64
+    import io
+
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    from pipeline.sample_data import write_sample_videos
+
+    write_sample_humanml3d(tmp_path / "h", n_motions=3, seed=2)
+    write_sample_videos(tmp_path / "v", tmp_path / "h", n_videos=2)
+    with FakeLLM() as server:
+        m = local_build(None, tmp_path / "out", *_sets(server, tmp_path / "cache", "frames.num_frames=4"),
+                        sources=[f"humanml3d={tmp_path / 'h'}", f"video={tmp_path / 'v'}"])  # fmt: skip
+        vision = [b for b in server.bodies if isinstance(b["messages"][1]["content"], list)]
+    assert len(vision) == 2 and m["annotator"]["videos_annotated"] == 2 and m["reconciliation"]["ok"]
+    parts = vision[0]["messages"][1]["content"]
+    images = [p["image_url"]["url"] for p in parts if p["type"] == "image_url"]
+    assert len(images) == 4 and all(u.startswith("data:image/jpeg;base64,") for u in images)
+    assert Image.open(io.BytesIO(base64.b64decode(images[0].split(",", 1)[1]))).format == "JPEG"
+    assert vision[0]["response_format"]["json_schema"]["schema"]["required"] == ["caption", "qa"]
+    rows = [r for f in (tmp_path / "out" / "instruction").rglob("*.parquet") for r in pq.read_table(f).to_pylist()]
+    recaptions = [r for r in rows if r["task"] == "caption" and r["annotator"]["backend"] == "openai"]
+    assert len(recaptions) == 2 and recaptions[0]["modality"] == "video"
+    assert recaptions[0]["conversations"][1]["content"].startswith("The person swings the right leg")
