@@ -124,6 +124,8 @@ class AnnotatorConfig:
     backoff_base_s: float = 0.5
     backoff_max_s: float = 30.0
     qa_per_clip: int = 6
+    tasks: list[str] = field(default_factory=lambda: ["caption", "qa"])  # per full clip: detailed caption, QA
+    caption_prompt: str = "motion_caption.v1"
     prompt: str = "motion_qa.v1"
     video_prompt: str = "video_recaption.v1"  # vision re-captioning + QA from the sampled frames
     prompts_dir: str | None = None  # default: configs/prompts of this repository
@@ -192,6 +194,8 @@ class BuildConfig:
         if self.annotator.structured_output not in ("json_schema", "json_object", "none"):
             raise ConfigError(f"annotator.structured_output: json_schema, json_object or none, got "
                               f"{self.annotator.structured_output!r}")  # fmt: skip
+        if not set(self.annotator.tasks) <= {"caption", "qa"}:
+            raise ConfigError(f"annotator.tasks: each of caption, qa; got {self.annotator.tasks}")
         if self.annotator.max_in_flight < 1 or self.annotator.qa_per_clip < 1:
             raise ConfigError("annotator.max_in_flight and annotator.qa_per_clip must be >= 1")
         prompt = Path(self.annotator.prompts_dir or DEFAULT_PROMPTS) / f"{self.annotator.prompt}.txt"

@@ -96,12 +96,15 @@ def reconcile(stage_totals: dict[str, Counter], shard_rows: dict[str, int]) -> d
     motion_clips_in = ingest["clips_in"] - video["clips_in"]  # motions built from video SMPL are not planned clips
     instr, vinstr = stage_totals.get("caption_instructions", Counter()), stage_totals.get("video_caption_instructions", Counter())
     annotate, annotate_video = stage_totals.get("annotate", Counter()), stage_totals.get("annotate_video", Counter())
+    annotate_caption = stage_totals.get("annotate_caption", Counter())
+    checks["captioned_clips"] = {"in": annotate_caption["clips_in"], "out": annotate_caption["clips_captioned"],
+                                 "quarantined": annotate_caption["clips_quarantined"]}  # fmt: skip
     checks["annotated_clips"] = {"in": annotate["clips_in"], "out": annotate["clips_annotated"],
                                  "quarantined": annotate["clips_quarantined"]}  # fmt: skip
     checks["qa"] = {"in": annotate["qa_in"], "out": annotate["qa_out"], "quarantined": annotate["qa_quarantined"]}
     checks["annotated_videos"] = {"in": annotate_video["videos_in"], "out": annotate_video["videos_annotated"],
                                   "quarantined": annotate_video["videos_quarantined"]}  # fmt: skip
-    for name in ("annotated_clips", "qa", "annotated_videos"):
+    for name in ("annotated_clips", "qa", "annotated_videos", "captioned_clips"):
         checks[name]["ok"] = checks[name]["in"] == checks[name]["out"] + checks[name]["quarantined"]
     checks["links"] = {
         "planned_equals_ingested": plan["planned"] == motion_clips_in,
@@ -113,7 +116,7 @@ def reconcile(stage_totals: dict[str, Counter], shard_rows: dict[str, int]) -> d
     if instr or vinstr:
         checks["links"]["captions_become_instructions"] = instr["captions_in"] == ingest["captions_out"] and (
             instr["instructions_out"] + vinstr["instructions_out"] + annotate["instructions_out"]
-            + annotate_video["instructions_out"]
+            + annotate_video["instructions_out"] + annotate_caption["instructions_out"]
             == shard_rows.get("instruction", 0))  # fmt: skip
     checks["links"]["ok"] = all(v for k, v in checks["links"].items() if k != "ok")
     checks["ok"] = all(c["ok"] for c in checks.values() if isinstance(c, dict))
@@ -126,7 +129,8 @@ def _annotator_usage(c: Counter, cfg: BuildConfig) -> dict:
     return {"backend": a.backend, "model": a.model if a.backend == "openai" else None, "requests": c["requests"],
             "retries": c["retries"], "reasks": c["reasks"], "cache_hits": c["cache_hits"],
             "prompt_tokens": c["prompt_tokens"], "completion_tokens": c["completion_tokens"],
-            "cost_usd": round(cost, 6), "clips_annotated": c["clips_annotated"], "videos_annotated": c["videos_annotated"],
+            "cost_usd": round(cost, 6), "clips_annotated": c["clips_annotated"], "clips_captioned": c["clips_captioned"],
+            "videos_annotated": c["videos_annotated"],
             "qa_pairs": c["qa_out"],
             "qa_contradicting_kinematics": c["qa_quarantined"]}  # fmt: skip
 
@@ -192,7 +196,8 @@ def commit_build(state: RunState, unit_stats: list[dict], cfg: BuildConfig, iden
         "stages": {k: dict(sorted(v.items())) for k, v in sorted(stage_totals.items())},
         "quarantine_reasons": dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))),
         "reconciliation": checks,
-        "annotator": _annotator_usage(stage_totals.get("annotate", Counter()) + stage_totals.get("annotate_video", Counter()), cfg),
+        "annotator": _annotator_usage(sum((stage_totals.get(k, Counter()) for k in ("annotate", "annotate_caption",
+                                                                                  "annotate_video")), Counter()), cfg),
         **extra,
     }
     if not checks["ok"]:

@@ -101,21 +101,23 @@ def spent_usd(state: RunState, cfg: BuildConfig) -> float:
     if state.units_dir.is_dir():
         for stats_file in state.units_dir.glob("*/stats.json"):
             stages = json.loads(stats_file.read_text()).get("stages", {})
-            for usage in (stages.get("annotate", {}), stages.get("annotate_video", {})):
+            for usage in (stages.get(k, {}) for k in ("annotate", "annotate_caption", "annotate_video")):
                 total += usage.get("prompt_tokens", 0) / 1000 * a.price_per_1k_prompt_tokens
                 total += usage.get("completion_tokens", 0) / 1000 * a.price_per_1k_completion_tokens
     return total
 
 
 def _annotate(table: pa.Table, cfg: BuildConfig, out: str, kind: str):
+    """``kind``: motion (QA), caption (a detailed motion caption) or video (re-caption + QA from frames)."""
     from pathlib import Path
 
     from pipeline.runstate import ANNOTATION_CACHE
-    from stages.annotate import annotate_motions, annotate_videos, load_prompt
+    from stages.annotate import annotate_captions, annotate_motions, annotate_videos, load_prompt
     from stages.llm_client import OfflineAnnotator, OpenAIAnnotator
 
     a = cfg.annotator
-    template, version = load_prompt(a.prompts_dir, a.prompt if kind == "motion" else a.video_prompt)
+    prompt = {"motion": a.prompt, "caption": a.caption_prompt, "video": a.video_prompt}[kind]
+    template, version = load_prompt(a.prompts_dir, prompt)
     if a.backend == "openai" and a.budget_usd is not None:
         spent = spent_usd(RunState(out), cfg)
         if spent >= a.budget_usd:
@@ -130,7 +132,7 @@ def _annotate(table: pa.Table, cfg: BuildConfig, out: str, kind: str):
                                     limiter=limiter)  # fmt: skip
     else:
         annotator = OfflineAnnotator(a.qa_per_clip, cfg.seed)
-    annotate = annotate_motions if kind == "motion" else annotate_videos
+    annotate = {"motion": annotate_motions, "caption": annotate_captions, "video": annotate_videos}[kind]
     return annotate(table, a, annotator=annotator, template=template, prompt_version=version, seed=cfg.seed)
 
 
@@ -157,9 +159,12 @@ def run_unit(unit: WorkUnit, cfg: BuildConfig, out: str) -> dict:
             video_captions = video_caption_instructions(tables["video"], seed=cfg.seed)
             stages["video_caption_instructions"] = dict(video_captions.counters)
             parts.append(video_captions.tables["instruction"])
-        for kind, stage in (("motion", "annotate"), ("video", "annotate_video")):
-            if cfg.annotator.backend != "none" and kind in tables and tables[kind].num_rows:
-                annotated = _annotate(tables[kind], cfg, out, kind)
+        jobs = [("motion", "annotate_caption", "caption")] if "caption" in cfg.annotator.tasks else []
+        jobs += [("motion", "annotate", "motion")] if "qa" in cfg.annotator.tasks else []
+        jobs += [("video", "annotate_video", "video")]
+        for table, stage, kind in jobs:
+            if cfg.annotator.backend != "none" and table in tables and tables[table].num_rows:
+                annotated = _annotate(tables[table], cfg, out, kind)
                 stages[stage] = dict(annotated.counters)
                 parts.append(annotated.tables["instruction"])
                 rejects += annotated.rejects

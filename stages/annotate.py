@@ -25,7 +25,7 @@ from stages import StageResult
 from stages.caption_instructions import MOTION_PLACEHOLDER
 from stages.motion_facts import BODY_PARTS, facts_text, motion_facts
 
-__all__ = ["CATEGORIES", "QA_SCHEMA", "annotate_videos", "build_video_requests", "offline_video_answer", "qa_schema",
+__all__ = ["CATEGORIES", "QA_SCHEMA", "annotate_captions", "annotate_videos", "caption_schema", "offline_caption", "build_video_requests", "offline_video_answer", "qa_schema",
            "video_schema", "ClipRequest", "annotate_motions", "build_requests", "load_prompt",
            "offline_answer", "verify_qa"]  # fmt: skip
 
@@ -59,6 +59,12 @@ def qa_schema(max_items: int | None = None) -> dict:
 
 
 QA_SCHEMA = qa_schema()
+
+
+def caption_schema(max_items: int | None = None) -> dict:
+    """A detailed motion caption (``max_items`` unused: one caption)."""
+    return {"type": "object", "properties": {"caption": {"type": "string", "minLength": 10, "maxLength": 800}},
+            "required": ["caption"], "additionalProperties": False}  # fmt: skip
 
 
 def video_schema(max_items: int | None = None) -> dict:
@@ -107,7 +113,7 @@ def build_requests(motion: pa.Table, template: str, qa_per_clip: int) -> list[Cl
         joints = np.asarray(joints_col[k].as_py(), dtype=np.float32)
         facts = motion_facts(joints)
         prompt = template.format(captions=captions, facts=facts_text(facts), n=qa_per_clip)
-        out.append(ClipRequest(r["motion_id"], r["split"], prompt, facts))
+        out.append(ClipRequest(r["motion_id"], r["split"], prompt, facts, captions=tuple(t["caption"] for t in texts)))
     return out
 
 
@@ -149,7 +155,15 @@ def offline_answer(req: ClipRequest, qa_per_clip: int, seed: int = 0) -> dict:
         pool.append({"category": "sequentiality", "question": "How does the movement change over the clip?",
                      "answer": f"First mostly the {parts[0]} moves, and by the end mostly the {parts[-1]}.",
                      "direction": None, "body_part": None, "count": None})  # fmt: skip
+    pool.append({"category": "direction", "question": "Which way does the person travel? A) forward B) backward "
+                 "C) left D) right E) stays in place",
+                 "answer": {"forward": "A) forward", "backward": "B) backward", "left": "C) left", "right": "D) right",
+                            "in place": "E) stays in place"}[f["direction"]],
+                 "direction": f["direction"], "body_part": None, "count": None})  # fmt: skip
     if unseen:
+        statement = f"does a {unseen}" if unseen in ("jump", "crouch") else f"raises the {unseen.replace('head', 'the head')}"
+        pool.append({"category": "hallucination", "question": f"True or false: the person {statement}.",
+                     "answer": "False.", "direction": None, "body_part": None, "count": None})  # fmt: skip
         pool.append({"category": "hallucination", "question": f"Does the person do a {unseen}?" if unseen in ("jump", "crouch")
                      else f"Is the person's {unseen.replace(' above head', '')} raised above the head?",
                      "answer": "No, that does not happen in this clip.", "direction": None, "body_part": None,
@@ -284,6 +298,54 @@ def annotate_videos(video: pa.Table, cfg, *, annotator, template: str, prompt_ve
                                   {"role": "assistant", "content": answer}],
                 "annotator": annotator_row, "split": req.split,
             })  # fmt: skip
+    counts["instructions_out"] = len(rows)
+    return StageResult(tables={"instruction": pa.Table.from_pylist(rows, schema=INSTRUCTION_SCHEMA)},
+                       rejects=rejects, counters=counts)  # fmt: skip
+
+
+def offline_caption(req: ClipRequest) -> dict:
+    """A detailed caption from the facts and the first human caption, without an LLM."""
+    f = req.facts
+    first = req.captions[0].rstrip(".") + ". " if req.captions else ""
+    travel = "stays in place" if f["direction"] == "in place" else f"moves {f['direction']} about {f['distance_m']} m"
+    turn = "" if f["turn"] == "none" else f", turning {f['turn']} by about {abs(f['turn_deg'])} degrees"
+    parts = ", then ".join(dict.fromkeys(f"the {m['part']}" for m in f["most_active"]))
+    extra = ""
+    for word, n in (("jumps", f["jumps"]), ("crouches", f["crouches"])):
+        if n:
+            extra += f" The person {word} {n} time{'s' if n != 1 else ''}."
+    return {"caption": f"{first}Over {f['duration_s']} s the person {travel} at {f['pace']}{turn}; mostly {parts} "
+                       f"move.{extra}"}
+
+
+def annotate_captions(motion: pa.Table, cfg, *, annotator, template: str, prompt_version: str, seed: int = 0) -> StageResult:
+    """One detailed caption (task caption, category detailed) per full clip; counters ``clips_in`` =
+    ``clips_captioned`` + ``clips_quarantined``."""
+    counts: Counter = Counter()
+    rejects: list[Reject] = []
+    rows = []
+    requests = build_requests(motion, template, cfg.qa_per_clip)
+    results = annotator.answer_all(requests, kind="caption")
+    params = json.dumps({"seed": seed, **annotator.params}, sort_keys=True)
+    for req, res in zip(requests, results, strict=True):
+        counts["clips_in"] += 1
+        counts.update(res.usage)
+        if res.error:
+            counts["clips_quarantined"] += 1
+            counts[f"dropped_{res.error}"] += 1
+            rejects.append(Reject(req.motion_id, "instruction", "annotate_caption", res.error, res.detail, "annotator",
+                                  None, req.split))  # fmt: skip
+            continue
+        counts["clips_captioned"] += 1
+        rows.append({
+            "sample_id": f"{req.motion_id}/detailed-caption/0", "modality": "motion", "motion_id": req.motion_id,
+            "video_id": None, "task": "caption", "category": "detailed",
+            "conversations": [{"role": "user", "content": f"{MOTION_PLACEHOLDER}\nDescribe this motion in detail, in "
+                               "time order."}, {"role": "assistant", "content": res.payload["caption"]}],
+            "annotator": {"backend": annotator.name, "model": res.model, "prompt_version": prompt_version,
+                          "params": params},
+            "split": req.split,
+        })  # fmt: skip
     counts["instructions_out"] = len(rows)
     return StageResult(tables={"instruction": pa.Table.from_pylist(rows, schema=INSTRUCTION_SCHEMA)},
                        rejects=rejects, counters=counts)  # fmt: skip

@@ -21,14 +21,22 @@ from pathlib import Path
 
 import jsonschema
 
-from stages.annotate import ClipRequest, offline_answer, offline_video_answer, qa_schema, video_schema
+from stages.annotate import (
+    ClipRequest,
+    caption_schema,
+    offline_answer,
+    offline_caption,
+    offline_video_answer,
+    qa_schema,
+    video_schema,
+)
 
 __all__ = ["AnnotatorError", "AnswerResult", "OfflineAnnotator", "OpenAIAnnotator", "ResponseCache"]
 
 log = logging.getLogger(__name__)
 
 
-SCHEMAS = {"motion": qa_schema, "video": video_schema}
+SCHEMAS = {"motion": qa_schema, "caption": caption_schema, "video": video_schema}
 
 
 @lru_cache(maxsize=8)
@@ -62,6 +70,8 @@ class OfflineAnnotator:
     def answer_all(self, requests: list[ClipRequest], kind: str = "motion") -> list[AnswerResult]:
         if kind == "video":
             return [AnswerResult(offline_video_answer(r, self.qa_per_clip), model=OFFLINE_MODEL) for r in requests]
+        if kind == "caption":
+            return [AnswerResult(offline_caption(r), model=OFFLINE_MODEL) for r in requests]
         return [AnswerResult(offline_answer(r, self.qa_per_clip, self.seed), model=OFFLINE_MODEL) for r in requests]
 
 
@@ -132,7 +142,8 @@ class OpenAIAnnotator:
         return None
 
     def answer_all(self, requests: list[ClipRequest], kind: str = "motion") -> list[AnswerResult]:
-        """``kind`` motion: QA; video: a re-caption and QA from the frames (image parts of the request)."""
+        """``kind`` motion: QA; caption: a detailed caption; video: a re-caption and QA from the frames
+        (image parts of the request)."""
         self.schema = SCHEMAS[kind](self.cfg.qa_per_clip)
         self.validator = _validator(kind, self.cfg.qa_per_clip)
         return asyncio.run(self._answer_all(requests)) if requests else []

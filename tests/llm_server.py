@@ -59,6 +59,8 @@ class FakeLLM:
         if self.wrong_direction:
             direction = "backward" if direction != "backward" else "forward"
         n = int(jumps.group(1)) if jumps else 0
+        if 'In "caption", describe' in prompt:  # a detailed-caption request
+            return {"caption": f"The person walks {direction}, swinging the arms, and jumps {n} times."}
         if "Frame times" in prompt:  # a vision re-captioning request
             return {"caption": "The person swings the right leg forward, then the left, walking ahead.",
                     "qa": [{"category": "direction", "question": "Where does the person walk?", "answer": "Forward.",

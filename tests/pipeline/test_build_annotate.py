@@ -31,7 +31,7 @@ def key_env(monkeypatch):
 def _sets(server, cache, *extra):
     return ("annotator.backend=openai", f"annotator.base_url={server.base_url}", "annotator.model=gpt-test",
             "annotator.api_key_env=MOVID_TEST_KEY", f"annotator.cache_dir={cache}", "annotator.backoff_base_s=0.01",
-            "annotator.timeout_s=5", *extra)  # fmt: skip
+            "annotator.timeout_s=5", "annotator.tasks=[qa]", *extra)  # fmt: skip
 
 
 def _clips(manifest):
@@ -176,3 +176,16 @@ def test_videos_are_recaptioned_from_their_frames(tmp_path, key_env):
     recaptions = [r for r in rows if r["task"] == "caption" and r["annotator"]["backend"] == "openai"]
     assert len(recaptions) == 2 and recaptions[0]["modality"] == "video"
     assert recaptions[0]["conversations"][1]["content"].startswith("The person swings the right leg")
+
+
+def test_detailed_caption_task(tree, tmp_path, key_env):
+    import pyarrow.parquet as pq
+
+    with FakeLLM() as server:
+        m = local_build(tree, tmp_path / "out", *_sets(server, tmp_path / "cache", "annotator.tasks=[caption, qa]"))
+    assert m["reconciliation"]["ok"] and m["annotator"]["clips_captioned"] == m["stages"]["annotate_caption"]["clips_in"]
+    rows = [r for f in (tmp_path / "out" / "instruction").rglob("*.parquet") for r in pq.read_table(f).to_pylist()]
+    detailed = [r for r in rows if r["category"] == "detailed"]
+    assert len(detailed) == m["annotator"]["clips_captioned"] > 0
+    assert detailed[0]["annotator"]["prompt_version"].startswith("motion_caption.v1@")
+    assert detailed[0]["conversations"][1]["content"].startswith("The person walks")

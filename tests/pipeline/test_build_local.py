@@ -51,7 +51,7 @@ def test_caption_lines_reconcile(broken_tree, broken_build):
     assert ing["captions_out"] == captions_out
     assert ing["captions_in"] == captions_out + len(line_rejects) + len(sub_rejects)  # one caption per bad span here
     assert manifest["reconciliation"]["ok"]
-    assert sum(r["task"] == "caption" for r in _read(out, "instruction")) == captions_out
+    assert sum(r["category"] == "caption" for r in _read(out, "instruction")) == captions_out
 
 
 def test_manifest_matches_shards(broken_build):
