@@ -197,6 +197,36 @@ def verify_qa(qa: dict, facts: dict) -> str | None:
     return None
 
 
+def _answered(requests, results, stage: str, counts: Counter, rejects: list, unit: str, ok: str):
+    """(request, result) pairs that got an answer; the others go to ``rejects`` with their reason.
+    Counts ``<unit>_in = <ok> + <unit>_quarantined`` and the usage (requests, tokens, cache hits)."""
+    for req, res in zip(requests, results, strict=True):
+        counts[f"{unit}_in"] += 1
+        counts.update(res.usage)
+        if res.error:
+            counts[f"{unit}_quarantined"] += 1
+            counts[f"dropped_{res.error}"] += 1
+            rejects.append(Reject(req.motion_id, "instruction", stage, res.error, res.detail, "annotator", None, req.split))
+            continue
+        counts[ok] += 1
+        yield req, res
+
+
+def _row(sample_id: str, modality: str, motion_id, video_id, task: str, category: str, question: str, answer: str,
+         annotator_row: dict, split: str) -> dict:  # fmt: skip
+    placeholder = {"motion": MOTION_PLACEHOLDER, "video": "<video>"}[modality]
+    return {"sample_id": sample_id, "modality": modality, "motion_id": motion_id, "video_id": video_id, "task": task,
+            "category": category, "conversations": [{"role": "user", "content": f"{placeholder}\n{question}"},
+                                                    {"role": "assistant", "content": answer}],
+            "annotator": annotator_row, "split": split}  # fmt: skip
+
+
+def _result(rows: list[dict], rejects: list, counts: Counter) -> StageResult:
+    counts["instructions_out"] = len(rows)
+    return StageResult(tables={"instruction": pa.Table.from_pylist(rows, schema=INSTRUCTION_SCHEMA)},
+                       rejects=rejects, counters=counts)  # fmt: skip
+
+
 def annotate_motions(motion: pa.Table, cfg, *, annotator, template: str, prompt_version: str,
                      seed: int = 0) -> StageResult:  # fmt: skip
     """QA instruction rows for the full clips of ``motion``; ``annotator.answer_all(requests)`` returns one
@@ -207,15 +237,8 @@ def annotate_motions(motion: pa.Table, cfg, *, annotator, template: str, prompt_
     requests = build_requests(motion, template, cfg.qa_per_clip)
     results = annotator.answer_all(requests, kind="motion")
     params = json.dumps({"seed": seed, **annotator.params}, sort_keys=True)
-    for req, res in zip(requests, results, strict=True):
-        counts["clips_in"] += 1
-        counts.update(res.usage)
-        if res.error:
-            counts["clips_quarantined"] += 1
-            counts[f"dropped_{res.error}"] += 1
-            rejects.append(Reject(req.motion_id, "instruction", STAGE, res.error, res.detail, "annotator", None, req.split))
-            continue
-        counts["clips_annotated"] += 1
+    for req, res in _answered(requests, results, STAGE, counts, rejects, "clips", "clips_annotated"):
+        who = {"backend": annotator.name, "model": res.model, "prompt_version": prompt_version, "params": params}
         for i, qa in enumerate(res.payload["qa"]):
             counts["qa_in"] += 1
             sample_id = f"{req.motion_id}/qa/{i}"
@@ -227,18 +250,9 @@ def annotate_motions(motion: pa.Table, cfg, *, annotator, template: str, prompt_
                                       f"{qa['question']} → {qa['answer']}", "annotator", None, req.split))  # fmt: skip
                 continue
             counts["qa_out"] += 1
-            rows.append({
-                "sample_id": sample_id, "modality": "motion", "motion_id": req.motion_id, "video_id": None,
-                "task": "qa", "category": qa["category"],
-                "conversations": [{"role": "user", "content": f"{MOTION_PLACEHOLDER}\n{qa['question']}"},
-                                  {"role": "assistant", "content": qa["answer"]}],
-                "annotator": {"backend": annotator.name, "model": res.model, "prompt_version": prompt_version,
-                              "params": params},
-                "split": req.split,
-            })  # fmt: skip
-    counts["instructions_out"] = len(rows)
-    return StageResult(tables={"instruction": pa.Table.from_pylist(rows, schema=INSTRUCTION_SCHEMA)},
-                       rejects=rejects, counters=counts)  # fmt: skip
+            rows.append(_row(sample_id, "motion", req.motion_id, None, "qa", qa["category"], qa["question"],
+                             qa["answer"], who, req.split))  # fmt: skip
+    return _result(rows, rejects, counts)
 
 
 def build_video_requests(video: pa.Table, template: str, qa_per_clip: int) -> list[ClipRequest]:
@@ -276,31 +290,15 @@ def annotate_videos(video: pa.Table, cfg, *, annotator, template: str, prompt_ve
     results = annotator.answer_all(requests, kind="video")
     params = json.dumps({"seed": seed, **annotator.params}, sort_keys=True)
     # video QA is not checked against kinematics: a video row carries no joints
-    for req, res in zip(requests, results, strict=True):
-        counts["videos_in"] += 1
-        counts.update(res.usage)
-        if res.error:
-            counts["videos_quarantined"] += 1
-            counts[f"dropped_{res.error}"] += 1
-            rejects.append(Reject(req.motion_id, "instruction", "annotate_video", res.error, res.detail, "annotator",
-                                  None, req.split))  # fmt: skip
-            continue
-        counts["videos_annotated"] += 1
-        annotator_row = {"backend": annotator.name, "model": res.model, "prompt_version": prompt_version, "params": params}
+    for req, res in _answered(requests, results, "annotate_video", counts, rejects, "videos", "videos_annotated"):
+        who = {"backend": annotator.name, "model": res.model, "prompt_version": prompt_version, "params": params}
         pairs = [("caption", "caption", "Describe what the person does in this video, in time order.",
                   res.payload["caption"])]  # fmt: skip
         pairs += [("qa", qa["category"], qa["question"], qa["answer"]) for qa in res.payload["qa"]]
         for i, (task, category, question, answer) in enumerate(pairs):
-            rows.append({
-                "sample_id": f"{req.motion_id}/video-{task}/{i}", "modality": "video", "motion_id": None,
-                "video_id": req.motion_id, "task": task, "category": category,
-                "conversations": [{"role": "user", "content": f"<video>\n{question}"},
-                                  {"role": "assistant", "content": answer}],
-                "annotator": annotator_row, "split": req.split,
-            })  # fmt: skip
-    counts["instructions_out"] = len(rows)
-    return StageResult(tables={"instruction": pa.Table.from_pylist(rows, schema=INSTRUCTION_SCHEMA)},
-                       rejects=rejects, counters=counts)  # fmt: skip
+            rows.append(_row(f"{req.motion_id}/video-{task}/{i}", "video", None, req.motion_id, task, category,
+                             question, answer, who, req.split))  # fmt: skip
+    return _result(rows, rejects, counts)
 
 
 def offline_caption(req: ClipRequest) -> dict:
@@ -327,25 +325,8 @@ def annotate_captions(motion: pa.Table, cfg, *, annotator, template: str, prompt
     requests = build_requests(motion, template, cfg.qa_per_clip)
     results = annotator.answer_all(requests, kind="caption")
     params = json.dumps({"seed": seed, **annotator.params}, sort_keys=True)
-    for req, res in zip(requests, results, strict=True):
-        counts["clips_in"] += 1
-        counts.update(res.usage)
-        if res.error:
-            counts["clips_quarantined"] += 1
-            counts[f"dropped_{res.error}"] += 1
-            rejects.append(Reject(req.motion_id, "instruction", "annotate_caption", res.error, res.detail, "annotator",
-                                  None, req.split))  # fmt: skip
-            continue
-        counts["clips_captioned"] += 1
-        rows.append({
-            "sample_id": f"{req.motion_id}/detailed-caption/0", "modality": "motion", "motion_id": req.motion_id,
-            "video_id": None, "task": "caption", "category": "detailed",
-            "conversations": [{"role": "user", "content": f"{MOTION_PLACEHOLDER}\nDescribe this motion in detail, in "
-                               "time order."}, {"role": "assistant", "content": res.payload["caption"]}],
-            "annotator": {"backend": annotator.name, "model": res.model, "prompt_version": prompt_version,
-                          "params": params},
-            "split": req.split,
-        })  # fmt: skip
-    counts["instructions_out"] = len(rows)
-    return StageResult(tables={"instruction": pa.Table.from_pylist(rows, schema=INSTRUCTION_SCHEMA)},
-                       rejects=rejects, counters=counts)  # fmt: skip
+    for req, res in _answered(requests, results, "annotate_caption", counts, rejects, "clips", "clips_captioned"):
+        who = {"backend": annotator.name, "model": res.model, "prompt_version": prompt_version, "params": params}
+        rows.append(_row(f"{req.motion_id}/detailed-caption/0", "motion", req.motion_id, None, "caption", "detailed",
+                         "Describe this motion in detail, in time order.", res.payload["caption"], who, req.split))  # fmt: skip
+    return _result(rows, rejects, counts)
