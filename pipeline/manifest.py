@@ -113,11 +113,10 @@ def reconcile(stage_totals: dict[str, Counter], shard_rows: dict[str, int]) -> d
         "video_rows_equal_shard_rows": video["videos_out"] == shard_rows.get("video", 0),
         "quarantine_rows_equal_drops": dropped == shard_rows.get("quarantine", 0),
     }
-    if instr or vinstr:
-        checks["links"]["captions_become_instructions"] = instr["captions_in"] == ingest["captions_out"] and (
-            instr["instructions_out"] + vinstr["instructions_out"] + annotate["instructions_out"]
-            + annotate_video["instructions_out"] + annotate_caption["instructions_out"]
-            == shard_rows.get("instruction", 0))  # fmt: skip
+    produced = sum(c["instructions_out"] for c in (instr, vinstr, annotate, annotate_video, annotate_caption))
+    checks["links"]["instruction_rows_equal_produced"] = produced == shard_rows.get("instruction", 0)
+    if instr:
+        checks["links"]["every_caption_becomes_a_conversation"] = instr["captions_in"] == ingest["captions_out"]
     checks["links"]["ok"] = all(v for k, v in checks["links"].items() if k != "ok")
     checks["ok"] = all(c["ok"] for c in checks.values() if isinstance(c, dict))
     return checks

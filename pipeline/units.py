@@ -149,8 +149,8 @@ def run_unit(unit: WorkUnit, cfg: BuildConfig, out: str) -> dict:
     tables = dict(ingest.tables)
     rejects = list(ingest.rejects)
     stages = {ingest_stage: dict(ingest.counters)}
-    if cfg.instructions.caption_conversations:
-        parts = []
+    parts = []
+    if cfg.instructions.caption_conversations:  # the human captions as conversations
         if "motion" in tables:
             captions = caption_instructions(tables["motion"], seed=cfg.seed)
             stages["caption_instructions"] = dict(captions.counters)
@@ -159,15 +159,16 @@ def run_unit(unit: WorkUnit, cfg: BuildConfig, out: str) -> dict:
             video_captions = video_caption_instructions(tables["video"], seed=cfg.seed)
             stages["video_caption_instructions"] = dict(video_captions.counters)
             parts.append(video_captions.tables["instruction"])
-        jobs = [("motion", "annotate_caption", "caption")] if "caption" in cfg.annotator.tasks else []
-        jobs += [("motion", "annotate", "motion")] if "qa" in cfg.annotator.tasks else []
-        jobs += [("video", "annotate_video", "video")]
-        for table, stage, kind in jobs:
-            if cfg.annotator.backend != "none" and table in tables and tables[table].num_rows:
-                annotated = _annotate(tables[table], cfg, out, kind)
-                stages[stage] = dict(annotated.counters)
-                parts.append(annotated.tables["instruction"])
-                rejects += annotated.rejects
+    jobs = [("motion", "annotate_caption", "caption")] if "caption" in cfg.annotator.tasks else []
+    jobs += [("motion", "annotate", "motion")] if "qa" in cfg.annotator.tasks else []
+    jobs += [("video", "annotate_video", "video")]
+    for table, stage, kind in jobs:  # the annotator's captions and QA
+        if cfg.annotator.backend != "none" and table in tables and tables[table].num_rows:
+            annotated = _annotate(tables[table], cfg, out, kind)
+            stages[stage] = dict(annotated.counters)
+            parts.append(annotated.tables["instruction"])
+            rejects += annotated.rejects
+    if parts:
         tables["instruction"] = pa.concat_tables(parts)
     stats = write_unit_outputs(state, unit.unit_id, tables, rejects, stages, cfg)
     log.debug("unit %s done in %.2fs: %s", unit.unit_id, time.perf_counter() - t0, Counter(stages[ingest_stage]))

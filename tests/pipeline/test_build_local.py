@@ -135,3 +135,11 @@ def test_commit_interrupted_halfway_completes_on_rerun(clean_tree, tmp_path, mon
     ref = {p.relative_to(reference): p.read_bytes() for p in reference.rglob("*.parquet") if ".movid" not in p.parts}
     got = {p.relative_to(out): p.read_bytes() for p in out.rglob("*.parquet") if ".movid" not in p.parts}
     assert got == ref
+
+
+def test_annotation_does_not_depend_on_caption_conversations(clean_tree, tmp_path):
+    m = local_build(clean_tree, tmp_path / "b", "instructions.caption_conversations=false")
+    assert "caption_instructions" not in m["stages"] and m["annotator"]["qa_pairs"] > 0
+    assert m["reconciliation"]["ok"]
+    none = local_build(clean_tree, tmp_path / "c", "instructions.caption_conversations=false", "annotator.backend=none")
+    assert none["counts"]["instruction"] == {} and none["reconciliation"]["ok"]
