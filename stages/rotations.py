@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["cross", "matrix_to_axis_angle", "qbetween", "qinv", "qmul", "qrot", "quat_to_cont6d", "quat_to_matrix", "y_rotation"]
+__all__ = ["cross", "matrix_to_axis_angle", "qbetween", "qinv", "qmul", "qrot", "quat_to_cont6d"]
 
 
 def cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -51,15 +51,6 @@ def qbetween(v0: np.ndarray, v1: np.ndarray) -> np.ndarray:
     return q / norm
 
 
-def quat_to_matrix(q: np.ndarray) -> np.ndarray:
-    w, x, y, z = np.moveaxis(q, -1, 0)
-    s = 2.0 / (q * q).sum(-1)
-    m = [1 - s * (y * y + z * z), s * (x * y - z * w), s * (x * z + y * w),
-         s * (x * y + z * w), 1 - s * (x * x + z * z), s * (y * z - x * w),
-         s * (x * z - y * w), s * (y * z + x * w), 1 - s * (x * x + y * y)]  # fmt: skip
-    return np.stack(m, axis=-1).reshape(q.shape[:-1] + (3, 3))
-
-
 def quat_to_cont6d(q: np.ndarray) -> np.ndarray:
     """Continuous 6-D rotation (Zhou et al. 2019) as HumanML3D stores it: the matrix's first column, then
     its second."""
@@ -67,12 +58,6 @@ def quat_to_cont6d(q: np.ndarray) -> np.ndarray:
     s = 2.0 / (q * q).sum(-1)
     return np.stack([1 - s * (y * y + z * z), s * (x * y + z * w), s * (x * z - y * w),
                      s * (x * y - z * w), 1 - s * (x * x + z * z), s * (y * z + x * w)], axis=-1)  # fmt: skip
-
-
-def y_rotation(angle: np.ndarray) -> np.ndarray:
-    """Quaternion of a rotation by ``angle`` radians about +Y."""
-    angle = np.asarray(angle, dtype=np.float64)
-    return np.stack([np.cos(angle / 2), np.zeros_like(angle), np.sin(angle / 2), np.zeros_like(angle)], -1)
 
 
 def matrix_to_axis_angle(m: np.ndarray) -> np.ndarray:
