@@ -221,6 +221,12 @@ def _row(sample_id: str, modality: str, motion_id, video_id, task: str, category
             "annotator": annotator_row, "split": split}  # fmt: skip
 
 
+def _provenance(annotator, prompt_version: str, seed: int):
+    """The ``annotator`` struct of a row, given the model that answered."""
+    params = json.dumps({"seed": seed, **annotator.params}, sort_keys=True)
+    return lambda model: {"backend": annotator.name, "model": model, "prompt_version": prompt_version, "params": params}
+
+
 def _result(rows: list[dict], rejects: list, counts: Counter) -> StageResult:
     counts["instructions_out"] = len(rows)
     return StageResult(tables={"instruction": pa.Table.from_pylist(rows, schema=INSTRUCTION_SCHEMA)},
@@ -236,9 +242,8 @@ def annotate_motions(motion: pa.Table, cfg, *, annotator, template: str, prompt_
     rows = []
     requests = build_requests(motion, template, cfg.qa_per_clip)
     results = annotator.answer_all(requests, kind="motion")
-    params = json.dumps({"seed": seed, **annotator.params}, sort_keys=True)
+    who = _provenance(annotator, prompt_version, seed)
     for req, res in _answered(requests, results, STAGE, counts, rejects, "clips", "clips_annotated"):
-        who = {"backend": annotator.name, "model": res.model, "prompt_version": prompt_version, "params": params}
         for i, qa in enumerate(res.payload["qa"]):
             counts["qa_in"] += 1
             sample_id = f"{req.motion_id}/qa/{i}"
@@ -251,7 +256,7 @@ def annotate_motions(motion: pa.Table, cfg, *, annotator, template: str, prompt_
                 continue
             counts["qa_out"] += 1
             rows.append(_row(sample_id, "motion", req.motion_id, None, "qa", qa["category"], qa["question"],
-                             qa["answer"], who, req.split))  # fmt: skip
+                             qa["answer"], who(res.model), req.split))  # fmt: skip
     return _result(rows, rejects, counts)
 
 
@@ -288,16 +293,15 @@ def annotate_videos(video: pa.Table, cfg, *, annotator, template: str, prompt_ve
     rows = []
     requests = build_video_requests(video, template, cfg.qa_per_clip)
     results = annotator.answer_all(requests, kind="video")
-    params = json.dumps({"seed": seed, **annotator.params}, sort_keys=True)
+    who = _provenance(annotator, prompt_version, seed)
     # video QA is not checked against kinematics: a video row carries no joints
     for req, res in _answered(requests, results, "annotate_video", counts, rejects, "videos", "videos_annotated"):
-        who = {"backend": annotator.name, "model": res.model, "prompt_version": prompt_version, "params": params}
         pairs = [("caption", "caption", "Describe what the person does in this video, in time order.",
                   res.payload["caption"])]  # fmt: skip
         pairs += [("qa", qa["category"], qa["question"], qa["answer"]) for qa in res.payload["qa"]]
         for i, (task, category, question, answer) in enumerate(pairs):
             rows.append(_row(f"{req.motion_id}/video-{task}/{i}", "video", None, req.motion_id, task, category,
-                             question, answer, who, req.split))  # fmt: skip
+                             question, answer, who(res.model), req.split))  # fmt: skip
     return _result(rows, rejects, counts)
 
 
@@ -324,9 +328,8 @@ def annotate_captions(motion: pa.Table, cfg, *, annotator, template: str, prompt
     rows = []
     requests = build_requests(motion, template, cfg.qa_per_clip)
     results = annotator.answer_all(requests, kind="caption")
-    params = json.dumps({"seed": seed, **annotator.params}, sort_keys=True)
+    who = _provenance(annotator, prompt_version, seed)
     for req, res in _answered(requests, results, "annotate_caption", counts, rejects, "clips", "clips_captioned"):
-        who = {"backend": annotator.name, "model": res.model, "prompt_version": prompt_version, "params": params}
         rows.append(_row(f"{req.motion_id}/detailed-caption/0", "motion", req.motion_id, None, "caption", "detailed",
-                         "Describe this motion in detail, in time order.", res.payload["caption"], who, req.split))  # fmt: skip
+                         "Describe this motion in detail, in time order.", res.payload["caption"], who(res.model), req.split))  # fmt: skip
     return _result(rows, rejects, counts)
