@@ -51,6 +51,9 @@ def _cmd_build(args) -> int:
         print(f"dry run ({e['backend']} annotator, model {e['model']}): nothing was requested or written")
         print(f"  clips planned {e['clips_planned']} (sampled {e['clips_sampled']} to estimate)")
         print(f"  requests {e['requests']}: {e['cached']} from the cache, {e['requests_to_pay']} to pay for")
+        for name, t in e["tasks"].items():
+            print(f"    {name}: {t['requests']} requests for {t['records_planned']} planned records, "
+                  f"{t['requests_to_pay']} to pay for, ~{t['prompt_tokens'] + t['completion_tokens']:,} tokens")
         print(f"  tokens ~{e['prompt_tokens']:,} prompt + ~{e['completion_tokens']:,} completion = ~${e['cost_usd']:.2f}"
               + (f" (budget ${e['budget_usd']:.2f})" if e["budget_usd"] is not None else ""))  # fmt: skip
         return 0

@@ -124,10 +124,13 @@ class AnnotatorConfig:
     backoff_base_s: float = 0.5
     backoff_max_s: float = 30.0
     qa_per_clip: int = 6
-    tasks: list[str] = field(default_factory=lambda: ["caption", "qa"])  # per full clip: detailed caption, QA
+    # caption / qa: a detailed caption / QA per full motion clip; video_caption: a re-caption and QA per video
+    # from its frames (vision model); video_qa: QA per video from that re-caption and its labels (text model)
+    tasks: list[str] = field(default_factory=lambda: ["caption", "qa", "video_caption", "video_qa"])
     caption_prompt: str = "motion_caption.v1"
     prompt: str = "motion_qa.v1"
     video_prompt: str = "video_recaption.v1"  # vision re-captioning + QA from the sampled frames
+    video_qa_prompt: str = "video_qa.v1"  # QA from a video's re-caption and labels
     prompts_dir: str | None = None  # default: configs/prompts of this repository
     cache_dir: str | None = None  # default: OUT/.annotation_cache (kept by --overwrite)
     price_per_1k_prompt_tokens: float = 0.0  # USD, for the manifest's cost
@@ -194,13 +197,17 @@ class BuildConfig:
         if self.annotator.structured_output not in ("json_schema", "json_object", "none"):
             raise ConfigError(f"annotator.structured_output: json_schema, json_object or none, got "
                               f"{self.annotator.structured_output!r}")  # fmt: skip
-        if not set(self.annotator.tasks) <= {"caption", "qa"}:
-            raise ConfigError(f"annotator.tasks: each of caption, qa; got {self.annotator.tasks}")
+        from stages.annotate import TASKS
+
+        if not set(self.annotator.tasks) <= set(TASKS):
+            raise ConfigError(f"annotator.tasks: each of {', '.join(TASKS)}; got {self.annotator.tasks}")
         if self.annotator.max_in_flight < 1 or self.annotator.qa_per_clip < 1:
             raise ConfigError("annotator.max_in_flight and annotator.qa_per_clip must be >= 1")
-        prompt = Path(self.annotator.prompts_dir or DEFAULT_PROMPTS) / f"{self.annotator.prompt}.txt"
-        if self.annotator.backend != "none" and not prompt.is_file():
-            raise ConfigError(f"annotator.prompt: {str(prompt)!r} does not exist")
+        for task in self.annotator.tasks if self.annotator.backend != "none" else ():
+            name = TASKS[task].prompt_field
+            prompt = Path(self.annotator.prompts_dir or DEFAULT_PROMPTS) / f"{getattr(self.annotator, name)}.txt"
+            if not prompt.is_file():
+                raise ConfigError(f"annotator.{name}: {str(prompt)!r} does not exist")
         if self.ray.max_retries < 0:
             raise ConfigError(f"ray.max_retries: must be >= 0, got {self.ray.max_retries}")
         kinds_seen = set()

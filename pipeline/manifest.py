@@ -16,6 +16,7 @@ from pipeline.config import BuildConfig, config_to_dict
 from pipeline.runstate import RunState, atomic_write_bytes, atomic_write_json
 from pipeline.units import NO_SPLIT
 from schemas import SCHEMA_VERSION, TABLES
+from stages.annotate import TASKS
 
 __all__ = ["BuildError", "commit_build", "reconcile", "code_version"]
 
@@ -90,22 +91,16 @@ def reconcile(stage_totals: dict[str, Counter], shard_rows: dict[str, int]) -> d
                      "quarantined": ingest["captions_quarantined"]},
         "videos": {"in": video["videos_in"], "out": video["videos_out"], "quarantined": video["videos_quarantined"]},
     }  # fmt: skip
+    for task in TASKS.values():  # every annotation task: items in = answered + quarantined
+        c = stage_totals.get(task.stage, Counter())
+        checks[task.check] = {"in": c[f"{task.item}_in"], "out": c[task.done], "quarantined": c[f"{task.item}_quarantined"]}
+    annotate = stage_totals.get("annotate", Counter())
+    checks["qa"] = {"in": annotate["qa_in"], "out": annotate["qa_out"], "quarantined": annotate["qa_quarantined"]}
     for c in checks.values():
         c["ok"] = c["in"] == c["out"] + c["quarantined"]
     dropped = sum(v for counts in stage_totals.values() for k, v in counts.items() if k.startswith("dropped_"))
     motion_clips_in = ingest["clips_in"] - video["clips_in"]  # motions built from video SMPL are not planned clips
     instr, vinstr = stage_totals.get("caption_instructions", Counter()), stage_totals.get("video_caption_instructions", Counter())
-    annotate, annotate_video = stage_totals.get("annotate", Counter()), stage_totals.get("annotate_video", Counter())
-    annotate_caption = stage_totals.get("annotate_caption", Counter())
-    checks["captioned_clips"] = {"in": annotate_caption["clips_in"], "out": annotate_caption["clips_captioned"],
-                                 "quarantined": annotate_caption["clips_quarantined"]}  # fmt: skip
-    checks["annotated_clips"] = {"in": annotate["clips_in"], "out": annotate["clips_annotated"],
-                                 "quarantined": annotate["clips_quarantined"]}  # fmt: skip
-    checks["qa"] = {"in": annotate["qa_in"], "out": annotate["qa_out"], "quarantined": annotate["qa_quarantined"]}
-    checks["annotated_videos"] = {"in": annotate_video["videos_in"], "out": annotate_video["videos_annotated"],
-                                  "quarantined": annotate_video["videos_quarantined"]}  # fmt: skip
-    for name in ("annotated_clips", "qa", "annotated_videos", "captioned_clips"):
-        checks[name]["ok"] = checks[name]["in"] == checks[name]["out"] + checks[name]["quarantined"]
     checks["links"] = {
         "planned_equals_ingested": plan["planned"] == motion_clips_in,
         "planned_videos_equal_ingested": plan["videos_planned"] == video["videos_in"],
@@ -113,7 +108,8 @@ def reconcile(stage_totals: dict[str, Counter], shard_rows: dict[str, int]) -> d
         "video_rows_equal_shard_rows": video["videos_out"] == shard_rows.get("video", 0),
         "quarantine_rows_equal_drops": dropped == shard_rows.get("quarantine", 0),
     }
-    produced = sum(c["instructions_out"] for c in (instr, vinstr, annotate, annotate_video, annotate_caption))
+    annotated = [stage_totals.get(t.stage, Counter()) for t in TASKS.values()]
+    produced = sum(c["instructions_out"] for c in (instr, vinstr, *annotated))
     checks["links"]["instruction_rows_equal_produced"] = produced == shard_rows.get("instruction", 0)
     if instr:
         checks["links"]["every_caption_becomes_a_conversation"] = instr["captions_in"] == ingest["captions_out"]
@@ -129,7 +125,7 @@ def _annotator_usage(c: Counter, cfg: BuildConfig) -> dict:
             "retries": c["retries"], "reasks": c["reasks"], "cache_hits": c["cache_hits"],
             "prompt_tokens": c["prompt_tokens"], "completion_tokens": c["completion_tokens"],
             "cost_usd": round(cost, 6), "clips_annotated": c["clips_annotated"], "clips_captioned": c["clips_captioned"],
-            "videos_annotated": c["videos_annotated"],
+            "videos_annotated": c["videos_annotated"], "videos_qa_annotated": c["videos_qa_annotated"],
             "qa_pairs": c["qa_out"],
             "qa_contradicting_kinematics": c["qa_quarantined"]}  # fmt: skip
 
@@ -195,8 +191,7 @@ def commit_build(state: RunState, unit_stats: list[dict], cfg: BuildConfig, iden
         "stages": {k: dict(sorted(v.items())) for k, v in sorted(stage_totals.items())},
         "quarantine_reasons": dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))),
         "reconciliation": checks,
-        "annotator": _annotator_usage(sum((stage_totals.get(k, Counter()) for k in ("annotate", "annotate_caption",
-                                                                                  "annotate_video")), Counter()), cfg),
+        "annotator": _annotator_usage(sum((stage_totals.get(t.stage, Counter()) for t in TASKS.values()), Counter()), cfg),
         **extra,
     }
     if not checks["ok"]:

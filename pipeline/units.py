@@ -20,6 +20,7 @@ from pipeline.planner import WorkUnit
 from pipeline.runstate import RunState, atomic_write_json
 from pipeline.shards import write_table_shards
 from schemas.quarantine import Reject, rejects_table
+from stages.annotate import TASKS, AnnotationTask, recaptions_of
 from stages.caption_instructions import caption_instructions, video_caption_instructions
 from stages.ingest_humanml3d import ingest_humanml3d
 
@@ -101,23 +102,22 @@ def spent_usd(state: RunState, cfg: BuildConfig) -> float:
     if state.units_dir.is_dir():
         for stats_file in state.units_dir.glob("*/stats.json"):
             stages = json.loads(stats_file.read_text()).get("stages", {})
-            for usage in (stages.get(k, {}) for k in ("annotate", "annotate_caption", "annotate_video")):
+            for usage in (stages.get(t.stage, {}) for t in TASKS.values()):
                 total += usage.get("prompt_tokens", 0) / 1000 * a.price_per_1k_prompt_tokens
                 total += usage.get("completion_tokens", 0) / 1000 * a.price_per_1k_completion_tokens
     return total
 
 
-def _annotate(table: pa.Table, cfg: BuildConfig, out: str, kind: str):
-    """``kind``: motion (QA), caption (a detailed motion caption) or video (re-caption + QA from frames)."""
+def _annotate(table: pa.Table, cfg: BuildConfig, out: str, task: AnnotationTask, **extra):
+    """Run one annotation task (``stages.annotate.TASKS``) on ``table``; ``extra`` goes to its stage."""
     from pathlib import Path
 
     from pipeline.runstate import ANNOTATION_CACHE
-    from stages.annotate import annotate_captions, annotate_motions, annotate_videos, load_prompt
+    from stages.annotate import annotate_captions, annotate_motions, annotate_video_qa, annotate_videos, load_prompt
     from stages.llm_client import OfflineAnnotator, OpenAIAnnotator
 
     a = cfg.annotator
-    prompt = {"motion": a.prompt, "caption": a.caption_prompt, "video": a.video_prompt}[kind]
-    template, version = load_prompt(a.prompts_dir, prompt)
+    template, version = load_prompt(a.prompts_dir, getattr(a, task.prompt_field))
     if a.backend == "openai" and a.budget_usd is not None:
         spent = spent_usd(RunState(out), cfg)
         if spent >= a.budget_usd:
@@ -132,8 +132,9 @@ def _annotate(table: pa.Table, cfg: BuildConfig, out: str, kind: str):
                                     limiter=limiter)  # fmt: skip
     else:
         annotator = OfflineAnnotator(a.qa_per_clip, cfg.seed)
-    annotate = {"motion": annotate_motions, "caption": annotate_captions, "video": annotate_videos}[kind]
-    return annotate(table, a, annotator=annotator, template=template, prompt_version=version, seed=cfg.seed)
+    annotate = {"motion": annotate_motions, "caption": annotate_captions, "video": annotate_videos,
+                "video_qa": annotate_video_qa}[task.kind]  # fmt: skip
+    return annotate(table, a, annotator=annotator, template=template, prompt_version=version, seed=cfg.seed, **extra)
 
 
 def run_unit(unit: WorkUnit, cfg: BuildConfig, out: str) -> dict:
@@ -159,15 +160,18 @@ def run_unit(unit: WorkUnit, cfg: BuildConfig, out: str) -> dict:
             video_captions = video_caption_instructions(tables["video"], seed=cfg.seed)
             stages["video_caption_instructions"] = dict(video_captions.counters)
             parts.append(video_captions.tables["instruction"])
-    jobs = [("motion", "annotate_caption", "caption")] if "caption" in cfg.annotator.tasks else []
-    jobs += [("motion", "annotate", "motion")] if "qa" in cfg.annotator.tasks else []
-    jobs += [("video", "annotate_video", "video")]
-    for table, stage, kind in jobs:  # the annotator's captions and QA
-        if cfg.annotator.backend != "none" and table in tables and tables[table].num_rows:
-            annotated = _annotate(tables[table], cfg, out, kind)
-            stages[stage] = dict(annotated.counters)
+    recaptions: dict[str, str] = {}
+    for name, task in TASKS.items():  # the annotator's captions and QA, in TASKS' order
+        if name not in cfg.annotator.tasks or cfg.annotator.backend == "none":
+            continue
+        if task.table in tables and tables[task.table].num_rows:
+            extra = {"recaptions": recaptions} if name == "video_qa" else {}
+            annotated = _annotate(tables[task.table], cfg, out, task, **extra)
+            stages[task.stage] = dict(annotated.counters)
             parts.append(annotated.tables["instruction"])
             rejects += annotated.rejects
+            if name == "video_caption":
+                recaptions = recaptions_of(annotated.tables["instruction"])
     if parts:
         tables["instruction"] = pa.concat_tables(parts)
     stats = write_unit_outputs(state, unit.unit_id, tables, rejects, stages, cfg)

@@ -25,9 +25,10 @@ from stages import StageResult
 from stages.caption_instructions import MOTION_PLACEHOLDER
 from stages.motion_facts import BODY_PARTS, facts_text, motion_facts
 
-__all__ = ["CATEGORIES", "QA_SCHEMA", "annotate_captions", "annotate_videos", "caption_schema", "offline_caption", "build_video_requests", "offline_video_answer", "qa_schema",
-           "video_schema", "ClipRequest", "annotate_motions", "build_requests", "load_prompt",
-           "offline_answer", "verify_qa"]  # fmt: skip
+__all__ = ["CATEGORIES", "QA_SCHEMA", "TASKS", "AnnotationTask", "ClipRequest", "annotate_captions",
+           "annotate_motions", "annotate_video_qa", "annotate_videos", "build_requests", "build_video_qa_requests",
+           "build_video_requests", "caption_schema", "load_prompt", "offline_answer", "offline_caption",
+           "offline_video_answer", "qa_schema", "recaptions_of", "verify_qa", "video_schema"]  # fmt: skip
 
 STAGE = "annotate"
 CATEGORIES = ("body_part", "sequentiality", "direction", "reasoning", "hallucination", "counting")
@@ -73,6 +74,32 @@ def video_schema(max_items: int | None = None) -> dict:
     schema["properties"] = {"caption": {"type": "string", "minLength": 3, "maxLength": 400}} | schema["properties"]
     schema["required"] = ["caption", "qa"]
     return schema
+
+
+@dataclass(frozen=True)
+class AnnotationTask:
+    """One annotation task (``annotator.tasks``): the table it reads, the stage its counters go under
+    (``<item>_in = <done> + <item>_quarantined``), the answer kind (schema, backend) and its prompt."""
+
+    table: str
+    stage: str
+    kind: str
+    item: str
+    done: str
+    prompt_field: str  # the AnnotatorConfig field that names the prompt file
+    check: str  # the manifest's reconciliation entry
+
+
+# In run order: video_qa writes its QA from the re-captions that video_caption produced in the same unit.
+TASKS = {
+    "caption": AnnotationTask("motion", "annotate_caption", "caption", "clips", "clips_captioned", "caption_prompt",
+                              "captioned_clips"),
+    "qa": AnnotationTask("motion", "annotate", "motion", "clips", "clips_annotated", "prompt", "annotated_clips"),
+    "video_caption": AnnotationTask("video", "annotate_video", "video", "videos", "videos_annotated", "video_prompt",
+                                    "annotated_videos"),
+    "video_qa": AnnotationTask("video", "annotate_video_qa", "video_qa", "videos", "videos_qa_annotated",
+                               "video_qa_prompt", "video_text_qa"),
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -302,6 +329,43 @@ def annotate_videos(video: pa.Table, cfg, *, annotator, template: str, prompt_ve
         for i, (task, category, question, answer) in enumerate(pairs):
             rows.append(_row(f"{req.motion_id}/video-{task}/{i}", "video", None, req.motion_id, task, category,
                              question, answer, who(res.model), req.split))  # fmt: skip
+    return _result(rows, rejects, counts)
+
+
+def recaptions_of(instruction: pa.Table) -> dict[str, str]:
+    """``video_id`` → the re-caption written from its frames, from ``annotate_videos``' rows."""
+    rows = instruction.select(["sample_id", "video_id", "conversations"]).to_pylist()
+    return {r["video_id"]: r["conversations"][1]["content"] for r in rows if "/video-caption/" in r["sample_id"]}
+
+
+def build_video_qa_requests(video: pa.Table, template: str, qa_per_clip: int,
+                            recaptions: dict[str, str]) -> list[ClipRequest]:  # fmt: skip
+    """One text-only request per video, as MoVid turned its GPT-4V re-captions into QA with a text model: the
+    re-caption (when the vision pass wrote one) and the human captions."""
+    out = []
+    for r in video.select(["video_id", "split", "captions"]).to_pylist():
+        recaption = recaptions.get(r["video_id"])
+        captions = "\n".join(f"- {c}" for c in r["captions"]) or "- (none)"
+        prompt = template.format(recaption=recaption or "(none)", captions=captions, n=qa_per_clip)
+        known = ((recaption,) if recaption else ()) + tuple(r["captions"])
+        out.append(ClipRequest(r["video_id"], r["split"], prompt, {}, captions=known))
+    return out
+
+
+def annotate_video_qa(video: pa.Table, cfg, *, annotator, template: str, prompt_version: str, seed: int = 0,
+                      recaptions: dict[str, str] | None = None) -> StageResult:  # fmt: skip
+    """QA rows (task qa) for each video, written from its re-caption and human captions by a text model;
+    counters ``videos_in`` = ``videos_qa_annotated`` + ``videos_quarantined``."""
+    counts: Counter = Counter()
+    rejects: list[Reject] = []
+    rows = []
+    requests = build_video_qa_requests(video, template, cfg.qa_per_clip, recaptions or {})
+    results = annotator.answer_all(requests, kind="video_qa")
+    who = _provenance(annotator, prompt_version, seed)
+    for req, res in _answered(requests, results, "annotate_video_qa", counts, rejects, "videos", "videos_qa_annotated"):
+        for i, qa in enumerate(res.payload["qa"]):
+            rows.append(_row(f"{req.motion_id}/video-text-qa/{i}", "video", None, req.motion_id, "qa", qa["category"],
+                             qa["question"], qa["answer"], who(res.model), req.split))  # fmt: skip
     return _result(rows, rejects, counts)
 
 

@@ -36,7 +36,7 @@ __all__ = ["AnnotatorError", "AnswerResult", "OfflineAnnotator", "OpenAIAnnotato
 log = logging.getLogger(__name__)
 
 
-SCHEMAS = {"motion": qa_schema, "caption": caption_schema, "video": video_schema}
+SCHEMAS = {"motion": qa_schema, "caption": caption_schema, "video": video_schema, "video_qa": qa_schema}
 
 
 @lru_cache(maxsize=8)
@@ -68,8 +68,11 @@ class OfflineAnnotator:
         self.params = {"qa_per_clip": qa_per_clip}
 
     def answer_all(self, requests: list[ClipRequest], kind: str = "motion") -> list[AnswerResult]:
-        if kind == "video":
-            return [AnswerResult(offline_video_answer(r, self.qa_per_clip), model=OFFLINE_MODEL) for r in requests]
+        if kind in ("video", "video_qa"):  # video_qa: the same QA, from the re-caption and the human captions
+            answers = [offline_video_answer(r, self.qa_per_clip) for r in requests]
+            if kind == "video_qa":
+                answers = [{"qa": a["qa"]} for a in answers]
+            return [AnswerResult(a, model=OFFLINE_MODEL) for a in answers]
         if kind == "caption":
             return [AnswerResult(offline_caption(r), model=OFFLINE_MODEL) for r in requests]
         return [AnswerResult(offline_answer(r, self.qa_per_clip, self.seed), model=OFFLINE_MODEL) for r in requests]
@@ -146,7 +149,7 @@ class OpenAIAnnotator:
 
     def answer_all(self, requests: list[ClipRequest], kind: str = "motion") -> list[AnswerResult]:
         """``kind`` motion: QA; caption: a detailed caption; video: a re-caption and QA from the frames
-        (image parts of the request)."""
+        (image parts of the request); video_qa: QA from a video's re-caption and captions (text only)."""
         self.schema = SCHEMAS[kind](self.cfg.qa_per_clip)
         self.validator = _validator(kind, self.cfg.qa_per_clip)
         return asyncio.run(self._answer_all(requests)) if requests else []

@@ -137,6 +137,32 @@ def test_dry_run_estimates_and_spends_nothing(tree, tmp_path, key_env):
         assert after["requests_to_pay"] == 0 and after["cost_usd"] == 0 and after["cached"] == before["requests"]
 
 
+def test_dry_run_counts_every_task(tmp_path, key_env):
+    """Captions, QA, vision re-captions and video QA are each estimated from prompts built as the build would."""
+    from pipeline.config import load_config
+    from pipeline.dry_run import estimate_annotation
+    from pipeline.sample_data import write_sample_videos
+
+    write_sample_humanml3d(tmp_path / "h", n_motions=3, seed=2)
+    write_sample_videos(tmp_path / "v", tmp_path / "h", n_videos=2)
+    with FakeLLM() as server:
+        sets = _sets(server, tmp_path / "cache", "annotator.tasks=[caption, qa, video_caption, video_qa]",
+                     "annotator.price_per_1k_prompt_tokens=1.0", "frames.num_frames=4")  # fmt: skip
+        sources = [f"humanml3d={tmp_path / 'h'}", f"video={tmp_path / 'v'}"]
+        e = estimate_annotation(load_config(None, list(sets), sources), str(tmp_path / "out"))
+        assert server.requests == 0
+        m = local_build(None, tmp_path / "out", *sets, sources=sources)
+    assert set(e["tasks"]) == {"caption", "qa", "video_caption", "video_qa"}
+    for name, stage in (("caption", "annotate_caption"), ("qa", "annotate"), ("video_caption", "annotate_video"),
+                        ("video_qa", "annotate_video_qa")):  # fmt: skip
+        items = m["stages"][stage]["clips_in" if stage in ("annotate", "annotate_caption") else "videos_in"]
+        assert e["tasks"][name]["requests"] == items > 0, name
+    assert e["requests"] == sum(t["requests"] for t in e["tasks"].values())
+    # a vision request carries its images: more prompt tokens per request than the text QA of the same video
+    per = {n: t["prompt_tokens"] / t["requests_to_pay"] for n, t in e["tasks"].items()}
+    assert per["video_caption"] > per["video_qa"]
+
+
 def test_budget_cap_stops_cleanly_and_a_larger_budget_resumes(tree, tmp_path, key_env):
     from pipeline.executors import ExecutorError
 
@@ -163,10 +189,17 @@ def test_videos_are_recaptioned_from_their_frames(tmp_path, key_env):
     write_sample_humanml3d(tmp_path / "h", n_motions=3, seed=2)
     write_sample_videos(tmp_path / "v", tmp_path / "h", n_videos=2)
     with FakeLLM() as server:
-        m = local_build(None, tmp_path / "out", *_sets(server, tmp_path / "cache", "frames.num_frames=4"),
+        m = local_build(None, tmp_path / "out", *_sets(server, tmp_path / "cache", "frames.num_frames=4",
+                                                       "annotator.tasks=[qa, video_caption, video_qa]"),
                         sources=[f"humanml3d={tmp_path / 'h'}", f"video={tmp_path / 'v'}"])  # fmt: skip
         vision = [b for b in server.bodies if isinstance(b["messages"][1]["content"], list)]
+        text_qa = [b for b in server.bodies if "Description from the frames" in str(b["messages"][1]["content"])]
     assert len(vision) == 2 and m["annotator"]["videos_annotated"] == 2 and m["reconciliation"]["ok"]
+    # the text pass (MoVid's GPT-4 step) gets the re-caption the vision pass wrote, and no images
+    assert len(text_qa) == 2 and m["annotator"]["videos_qa_annotated"] == 2
+    assert all("The person swings the right leg" in b["messages"][1]["content"] for b in text_qa)
+    assert text_qa[0]["response_format"]["json_schema"]["schema"]["required"] == ["qa"]
+    assert m["reconciliation"]["video_text_qa"] == {"in": 2, "out": 2, "quarantined": 0, "ok": True}
     parts = vision[0]["messages"][1]["content"]
     images = [p["image_url"]["url"] for p in parts if p["type"] == "image_url"]
     assert len(images) == 4 and all(u.startswith("data:image/jpeg;base64,") for u in images)
@@ -175,6 +208,9 @@ def test_videos_are_recaptioned_from_their_frames(tmp_path, key_env):
     rows = [r for f in (tmp_path / "out" / "instruction").rglob("*.parquet") for r in pq.read_table(f).to_pylist()]
     recaptions = [r for r in rows if r["task"] == "caption" and r["annotator"]["backend"] == "openai"]
     assert len(recaptions) == 2 and recaptions[0]["modality"] == "video"
+    text_rows = [r for r in rows if "/video-text-qa/" in r["sample_id"]]
+    assert len(text_rows) == 6 and {r["task"] for r in text_rows} == {"qa"}  # the fake server writes 3 pairs each
+    assert text_rows[0]["annotator"]["prompt_version"].startswith("video_qa.v1@") and text_rows[0]["video_id"]
     assert recaptions[0]["conversations"][1]["content"].startswith("The person swings the right leg")
 
 

@@ -20,8 +20,12 @@ MOVID = [sys.executable, "-m", "pipeline.cli"]
 
 @pytest.fixture(scope="module")
 def ray_address(tmp_path_factory):
+    from ray._private.utils import get_ray_address_file
     from ray.cluster_utils import Cluster
 
+    # Cluster records its address in Ray's default temp dir (/tmp/ray) whatever temp_dir says; on a machine
+    # where no Ray ran yet that folder is missing and the write fails
+    Path(get_ray_address_file(None)).parent.mkdir(parents=True, exist_ok=True)
     cluster = Cluster(initialize_head=True, head_node_args={
         "num_cpus": 2, "object_store_memory": 128 * 1024**2, "include_dashboard": False,
         "temp_dir": str(tmp_path_factory.mktemp("ray")),

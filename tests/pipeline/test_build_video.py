@@ -124,3 +124,19 @@ def test_csv_metadata_is_read_like_jsonl(tmp_path):
     assert [(r[0], r[2], r[3], r[4], r[5]) for r in rows] == [("a", ("one", "two"), "train", 0.5, None),
                                                              ("b", (), "test", None, None)]
     assert {(r.record_id, r.reason) for r in plan.rejects} == {("c", "invalid_metadata"), ("d", "invalid_metadata")}
+
+
+def test_every_video_gets_a_recaption_and_text_qa_from_it(video_build):
+    """The default tasks run both MoVid video passes (offline backend): a re-caption from the frames, then
+    QA from that re-caption by a text model; each reconciles per video."""
+    _, _, m, videos, _, instructions, _ = video_build
+    rec = m["reconciliation"]
+    assert rec["annotated_videos"]["in"] == rec["video_text_qa"]["in"] == len(videos)
+    assert rec["video_text_qa"]["ok"] and m["annotator"]["videos_qa_annotated"] == len(videos)
+    recaption = {r["video_id"]: r["conversations"][1]["content"] for r in instructions
+                 if "/video-caption/" in r["sample_id"]}  # fmt: skip
+    text_qa = [r for r in instructions if "/video-text-qa/" in r["sample_id"]]
+    assert {r["video_id"] for r in text_qa} == set(videos) == set(recaption)
+    for r in text_qa:  # the offline text pass answers "what happens" with the video's own re-caption
+        if r["conversations"][0]["content"].endswith("What does the person do in the video?"):
+            assert r["conversations"][1]["content"] == recaption[r["video_id"]]
