@@ -73,6 +73,22 @@ def _cmd_inspect(args) -> int:
     return 0
 
 
+def _cmd_validate(args) -> int:
+    from pipeline.validation import revalidate
+
+    report = revalidate(args.out, show_progress=not args.quiet)
+    print(f"{args.out}: {report['shards']} shards, rows " + ", ".join(f"{t} {n}" for t, n in report["rows"].items()))
+    for p in report["problems"][:20]:
+        print("  " + "; ".join(f"{k}: {v}" for k, v in p.items()))
+    if len(report["problems"]) > 20:
+        print(f"  … {len(report['problems']) - 20} more in {args.out}/validation/report.json")
+    for name, c in report["table_level"]["checks"].items():
+        print(f"  {name:<26} {'ok' if c['ok'] else 'FAILED: ' + str(c['unexpected']) + ' rows, e.g. ' + str(c['examples'][:2])}")
+    print(f"{'valid' if report['ok'] else 'INVALID'} — report {args.out}/validation/report.json, "
+          f"Data Docs {args.out}/{report['data_docs']}")  # fmt: skip
+    return 0 if report["ok"] else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="movid", description="Build MoVid-style motion + video instruction data.")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -104,6 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("inspect", help="counts per table/split and quarantine reasons of a build")
     i.add_argument("out")
     i.set_defaults(fn=_cmd_inspect)
+
+    v = sub.add_parser("validate", help="revalidate a finished build (checksums, schemas, suites); exit 1 if invalid")
+    v.add_argument("out")
+    v.add_argument("--quiet", action="store_true", help="no progress bar")
+    v.set_defaults(fn=_cmd_validate)
     return p
 
 

@@ -144,6 +144,27 @@ class InstructionsConfig:
 
 
 @dataclass
+class PlausibilityConfig:
+    """Motion plausibility limits (per clip; joints in metres, y up, floor at y = 0 as HumanML3D places it)."""
+
+    action: str = "flag"  # flag: keep the clip with motion.quality_flags set | quarantine | off
+    max_joint_speed_m_s: float = 25.0  # any joint, frame to frame (a sprinter's swinging foot stays below)
+    max_root_speed_m_s: float = 12.0  # pelvis over the ground; faster is a teleport / tracking jump
+    max_ground_penetration_m: float = 0.05  # lowest foot joint below the floor
+    contact_height_m: float = 0.05  # a foot this close to the floor in two frames is in contact
+    skate_speed_m_s: float = 0.5  # a foot in contact moving faster than this over the ground slides
+    max_foot_skate_ratio: float = 0.3  # share of contact frames that slide
+    max_bone_length_change: float = 0.05  # (max - min) / median length of any bone over the clip
+
+
+@dataclass
+class ValidateConfig:
+    enabled: bool = True  # record-level suites (great-expectations) on every unit's tables
+    fail_on_table_errors: bool = True  # duplicate ids, split leakage, dangling references fail the build
+    plausibility: PlausibilityConfig = field(default_factory=PlausibilityConfig)
+
+
+@dataclass
 class ShardConfig:
     max_rows: int = 1000
     compression: str = "zstd"
@@ -166,6 +187,7 @@ class BuildConfig:
     align: AlignConfig = field(default_factory=AlignConfig)
     annotator: AnnotatorConfig = field(default_factory=AnnotatorConfig)
     instructions: InstructionsConfig = field(default_factory=InstructionsConfig)
+    validation: ValidateConfig = field(default_factory=ValidateConfig)
     shard: ShardConfig = field(default_factory=ShardConfig)
 
     def validate(self) -> None:
@@ -208,6 +230,9 @@ class BuildConfig:
             prompt = Path(self.annotator.prompts_dir or DEFAULT_PROMPTS) / f"{getattr(self.annotator, name)}.txt"
             if not prompt.is_file():
                 raise ConfigError(f"annotator.{name}: {str(prompt)!r} does not exist")
+        if self.validation.plausibility.action not in ("flag", "quarantine", "off"):
+            raise ConfigError(f"validation.plausibility.action: flag, quarantine or off, got "
+                              f"{self.validation.plausibility.action!r}")  # fmt: skip
         if self.ray.max_retries < 0:
             raise ConfigError(f"ray.max_retries: must be >= 0, got {self.ray.max_retries}")
         kinds_seen = set()

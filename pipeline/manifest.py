@@ -9,6 +9,7 @@ import datetime as _dt
 import json
 import os
 import subprocess
+import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -101,16 +102,24 @@ def reconcile(stage_totals: dict[str, Counter], shard_rows: dict[str, int]) -> d
     dropped = sum(v for counts in stage_totals.values() for k, v in counts.items() if k.startswith("dropped_"))
     motion_clips_in = ingest["clips_in"] - video["clips_in"]  # motions built from video SMPL are not planned clips
     instr, vinstr = stage_totals.get("caption_instructions", Counter()), stage_totals.get("video_caption_instructions", Counter())
+    validated = stage_totals.get("validate", Counter())  # rows validation sent to quarantine, per table
+    for table in ("motion", "video", "instruction"):
+        if validated[f"{table}_in"]:
+            checks[f"validate_{table}"] = {"in": validated[f"{table}_in"], "out": validated[f"{table}_out"],
+                                           "quarantined": validated[f"{table}_quarantined"]}  # fmt: skip
+            checks[f"validate_{table}"]["ok"] = (validated[f"{table}_in"] == validated[f"{table}_out"]
+                                                 + validated[f"{table}_quarantined"])  # fmt: skip
     checks["links"] = {
         "planned_equals_ingested": plan["planned"] == motion_clips_in,
         "planned_videos_equal_ingested": plan["videos_planned"] == video["videos_in"],
-        "motion_rows_equal_shard_rows": ingest["rows_out"] == shard_rows.get("motion", 0),
-        "video_rows_equal_shard_rows": video["videos_out"] == shard_rows.get("video", 0),
+        "motion_rows_equal_shard_rows": ingest["rows_out"] - validated["motion_quarantined"] == shard_rows.get("motion", 0),
+        "video_rows_equal_shard_rows": video["videos_out"] - validated["video_quarantined"] == shard_rows.get("video", 0),
         "quarantine_rows_equal_drops": dropped == shard_rows.get("quarantine", 0),
     }
     annotated = [stage_totals.get(t.stage, Counter()) for t in TASKS.values()]
     produced = sum(c["instructions_out"] for c in (instr, vinstr, *annotated))
-    checks["links"]["instruction_rows_equal_produced"] = produced == shard_rows.get("instruction", 0)
+    checks["links"]["instruction_rows_equal_produced"] = (produced - validated["instruction_quarantined"]
+                                                          == shard_rows.get("instruction", 0))  # fmt: skip
     if instr:
         checks["links"]["every_caption_becomes_a_conversation"] = instr["captions_in"] == ingest["captions_out"]
     checks["links"]["ok"] = all(v for k, v in checks["links"].items() if k != "ok")
@@ -128,6 +137,21 @@ def _annotator_usage(c: Counter, cfg: BuildConfig) -> dict:
             "videos_annotated": c["videos_annotated"], "videos_qa_annotated": c["videos_qa_annotated"],
             "qa_pairs": c["qa_out"],
             "qa_contradicting_kinematics": c["qa_quarantined"]}  # fmt: skip
+
+
+def _validation(state: RunState, moves: list[dict], validated: Counter, cfg: BuildConfig) -> dict:
+    """Record-level results (from the units) and the table-level checks over the committed shards."""
+    from pipeline.validation import DATA_DOCS, table_checks
+
+    shards = [{"table": m["table"], "path": m["dst"]} for m in moves]
+    return {
+        "record_level": {k: v for k, v in sorted(validated.items()) if k.startswith(("dropped_", "flagged_"))}
+        | {t: {"in": validated[f"{t}_in"], "quarantined": validated[f"{t}_quarantined"]}
+           for t in ("motion", "video", "instruction")},
+        "plausibility_action": cfg.validation.plausibility.action,
+        "table_level": table_checks(state.out, shards),
+        "data_docs": f"{DATA_DOCS}/index.html",
+    }  # fmt: skip
 
 
 def _dataset_card(manifest: dict) -> str:
@@ -194,9 +218,25 @@ def commit_build(state: RunState, unit_stats: list[dict], cfg: BuildConfig, iden
         "annotator": _annotator_usage(sum((stage_totals.get(t.stage, Counter()) for t in TASKS.values()), Counter()), cfg),
         **extra,
     }
+    t0 = time.perf_counter()
+    manifest["validation"] = _validation(state, moves, stage_totals.get("validate", Counter()), cfg)
+    stage_seconds: Counter = Counter()
+    for stats in unit_stats:
+        stage_seconds.update(stats.get("seconds", {}))
+    manifest["seconds"] = manifest.get("seconds", {}) | {
+        "unit_stages": {k: round(v, 3) for k, v in sorted(stage_seconds.items())},  # summed over units (CPU-ish)
+        "table_checks": round(time.perf_counter() - t0, 3)}  # fmt: skip
     if not checks["ok"]:
         atomic_write_json(state.dir / "failed-reconciliation.json", checks)
         raise BuildError(f"counts do not reconcile (a bug in movid; details in {state.dir}/failed-reconciliation.json)")
+    table_level = manifest["validation"]["table_level"]
+    if not table_level["ok"] and cfg.validation.fail_on_table_errors:
+        atomic_write_json(state.dir / "failed-validation.json", table_level)
+        bad = {k: v for k, v in table_level["checks"].items() if not v["ok"]}
+        lines = [f"  {k}: {v['unexpected']} rows, e.g. {v['examples'][:3]}" for k, v in bad.items()]
+        raise BuildError("table-level validation failed (details in "
+                         f"{state.dir}/failed-validation.json and {state.out}/validation/data_docs/index.html):\n"
+                         + "\n".join(lines))  # fmt: skip
     atomic_write_bytes(state.out / "README.md", _dataset_card(manifest).encode())
     atomic_write_json(state.manifest_file, manifest)  # last: its presence marks the build complete
     return manifest

@@ -33,7 +33,8 @@ _DELAY_ENV = "MOVID_FAULT_UNIT_DELAY_S"
 
 
 def write_unit_outputs(
-    state: RunState, unit_id: str, tables: dict[str, pa.Table], rejects: list[Reject], stages: dict, cfg: BuildConfig
+    state: RunState, unit_id: str, tables: dict[str, pa.Table], rejects: list[Reject], stages: dict, cfg: BuildConfig,
+    seconds: dict | None = None,
 ) -> dict:
     """Stage a unit's tables (split by their ``split`` column) and quarantine, then publish them."""
     tmp = state.new_tmp_unit_dir(unit_id)
@@ -55,6 +56,8 @@ def write_unit_outputs(
                                          row_group_rows=cfg.shard.row_group_rows)  # fmt: skip
             files += [{"table": name, "split": split, **f} for f in written]
         stats = {"unit_id": unit_id, "files": files, "stages": stages}
+        if seconds is not None:  # where the unit's time went (stage → s); the write itself is not in it
+            stats["seconds"] = {k: round(v, 4) for k, v in seconds.items()}
         atomic_write_json(tmp / "stats.json", stats)
         state.finish_unit(tmp, unit_id)
     except BaseException:
@@ -146,6 +149,7 @@ def run_unit(unit: WorkUnit, cfg: BuildConfig, out: str) -> dict:
         time.sleep(delay)
     t0 = time.perf_counter()
     ingest = _ingest(unit, cfg)
+    seconds = {"ingest": time.perf_counter() - t0}
     ingest_stage = f"ingest_{unit.source_kind}"
     tables = dict(ingest.tables)
     rejects = list(ingest.rejects)
@@ -174,6 +178,15 @@ def run_unit(unit: WorkUnit, cfg: BuildConfig, out: str) -> dict:
                 recaptions = recaptions_of(annotated.tables["instruction"])
     if parts:
         tables["instruction"] = pa.concat_tables(parts)
-    stats = write_unit_outputs(state, unit.unit_id, tables, rejects, stages, cfg)
+    seconds["instructions"] = time.perf_counter() - t0 - seconds["ingest"]
+    if cfg.validation.enabled and tables:
+        from stages.validate import validate_tables
+
+        t1 = time.perf_counter()
+        checked = validate_tables(tables, cfg, source=unit.source_kind)
+        tables, stages["validate"] = checked.tables, dict(checked.counters)
+        rejects += checked.rejects
+        seconds["validate"] = time.perf_counter() - t1
+    stats = write_unit_outputs(state, unit.unit_id, tables, rejects, stages, cfg, seconds=seconds)
     log.debug("unit %s done in %.2fs: %s", unit.unit_id, time.perf_counter() - t0, Counter(stages[ingest_stage]))
     return stats

@@ -25,7 +25,7 @@ __all__ = [
 ]
 
 # Bump on any change to a table's columns or their meaning; readers compare it with the shard metadata.
-SCHEMA_VERSION = "1.1.0"  # 1.1: the video table
+SCHEMA_VERSION = "1.2.0"  # 1.1: the video table; 1.2: motion.quality_flags
 SCHEMA_VERSION_KEY = b"movid.schema_version"
 TABLE_KEY = b"movid.table"
 

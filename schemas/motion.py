@@ -86,6 +86,9 @@ MOTION_SCHEMA = pa.schema(
         pa.field("features", pa.list_(pa.list_(pa.float32(), FEATURE_DIM)), nullable=False),
         pa.field("joints", pa.list_(pa.list_(pa.list_(pa.float32(), 3), NUM_JOINTS)), nullable=False),
         pa.field("texts", pa.list_(TEXT_TYPE), nullable=False),
+        # plausibility checks the clip failed but was kept for (validation.plausibility.action=flag):
+        # foot_skating, ground_penetration, joint_speed, root_teleport, bone_length_change; empty = clean
+        pa.field("quality_flags", pa.list_(pa.string()), nullable=False),
     ]
 )
 
@@ -113,6 +116,8 @@ def motion_table(rows: list[dict]) -> pa.Table:
             columns[field.name] = _nested([r["features"] for r in rows], (FEATURE_DIM,))
         elif field.name == "joints":
             columns[field.name] = _nested([r["joints"] for r in rows], (NUM_JOINTS, 3))
+        elif field.name == "quality_flags":  # set by validation, after ingest
+            columns[field.name] = pa.array([r.get(field.name, []) for r in rows], type=field.type)
         else:
             columns[field.name] = pa.array([r[field.name] for r in rows], type=field.type)
     return pa.Table.from_arrays(list(columns.values()), schema=MOTION_SCHEMA)

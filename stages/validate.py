@@ -1,0 +1,457 @@
+"""Record-level validation of a work unit's tables with great-expectations, before they are written.
+
+Each table is summarised into one row per record of plain columns (frame counts, finiteness, conversation
+shape, plausibility measures computed from the joints…), and an expectation suite runs on that summary.
+Every expectation carries the quarantine reason its failures get (``meta.reason``) or, for plausibility
+checks kept with a flag, the flag (``meta.flag``). A rejected motion takes the instructions about it along
+(reason ``parent_quarantined``), so no row in the output points at a record that is not there.
+
+Table-level checks across all shards (duplicate ids, split leakage, references between tables) run at
+commit and in ``movid validate`` (``pipeline/validation.py``); they use the same engine.
+"""
+
+from __future__ import annotations
+
+import copy as _copy
+import io
+import logging
+import os
+from collections import Counter
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from schemas.motion import FEATURE_DIM, NUM_JOINTS, PARENTS
+from schemas.quarantine import Reject
+from stages import StageResult
+
+__all__ = ["SPLITS", "PLAUSIBILITY_FLAGS", "plausibility", "plausibility_batch", "run_suite", "validate_tables"]
+
+log = logging.getLogger(__name__)
+SPLITS = ("train", "val", "test")
+FEET = (7, 10, 8, 11)  # left ankle, left foot, right ankle, right foot
+BONES = [(c, p) for c, p in enumerate(PARENTS) if p >= 0]
+PLAUSIBILITY_FLAGS = ("joint_speed", "root_teleport", "ground_penetration", "foot_skating", "bone_length_change")
+
+
+# --- the engine --------------------------------------------------------------------------------------
+def gx_module():
+    """great_expectations, imported quietly: analytics off, and its logger (which reports every function
+    it registers at INFO while importing) at WARNING."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    import great_expectations
+
+    return great_expectations
+
+
+@lru_cache(maxsize=1)
+def _context():
+    gx = gx_module()
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    ctx = gx.get_context(mode="ephemeral")
+    ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return ctx
+
+
+_DEFINITIONS: dict[str, object] = {}
+
+
+def _definition(name: str, key: str, expectations: list):
+    """A validation definition (data source, batch, suite) built once per process for ``key``."""
+    vd = _DEFINITIONS.get(key)
+    if vd is None:
+        ctx, gx, n = _context(), gx_module(), len(_DEFINITIONS)
+        ds = ctx.data_sources.add_or_update_pandas(f"movid_{n}")
+        batch = ds.add_dataframe_asset(name).add_batch_definition_whole_dataframe("all")
+        suite = ctx.suites.add(gx.ExpectationSuite(name=f"{name}_{n}"))
+        for e in expectations:
+            suite.add_expectation(e)
+        vd = ctx.validation_definitions.add(gx.ValidationDefinition(name=f"{name}_{n}", data=batch, suite=suite))
+        _DEFINITIONS[key] = vd
+    return vd
+
+
+def run_suite(name: str, df, expectations: list) -> list[tuple[dict, list[int], object]]:
+    """Run ``expectations`` (great-expectations Expectation objects, each with ``meta``) on the pandas
+    DataFrame ``df``. Returns, per failed expectation, its meta, the failing row positions, and the
+    result (for reports).
+
+    great-expectations costs ~10 ms per expectation and run whatever the rows, more for the failing
+    rows' indices; so the whole suite runs for its verdict only, and each failed expectation runs again
+    alone for its rows."""
+    if df.empty:
+        return []
+    key = f"{name}:{id(expectations)}"  # the suites' lists live as long as the process (_suites_cached)
+    df = df.reset_index(drop=True)
+    verdict = _definition(name, key, expectations).run(batch_parameters={"dataframe": df},
+                                                       result_format={"result_format": "BOOLEAN_ONLY"})  # fmt: skip
+    if verdict.success:
+        return []
+    failed = []
+    for r in verdict.results:
+        if r.success:
+            continue
+        k = next(i for i, e in enumerate(expectations)
+                 if e.meta == r.expectation_config.meta and e.column == r.expectation_config.kwargs.get("column"))  # fmt: skip
+        copy = _copy.copy(expectations[k])
+        copy.id = None
+        alone = _definition(name, f"{key}:{k}", [copy])
+        (r,) = alone.run(batch_parameters={"dataframe": df}, result_format={"result_format": "COMPLETE"}).results
+        if r.exception_info and r.exception_info.get("raised_exception"):
+            raise RuntimeError(f"validation of {name}: {r.expectation_config.type} raised "
+                               f"{r.exception_info.get('exception_message')}")  # fmt: skip
+        failed.append((r.expectation_config.meta or {}, list(r.result.get("unexpected_index_list") or []), r))
+    return failed
+
+
+# --- summaries ----------------------------------------------------------------------------------------
+def _flat(col: pa.ChunkedArray | pa.Array, inner: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """All frames of a list<fixed_size_list…> column as one float32 (F, *inner) array, and each row's frame
+    count — no Python loop over rows or frames."""
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    lengths = pc.list_value_length(arr).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    flat = arr.flatten()
+    for _ in inner:
+        flat = flat.flatten()
+    return flat.to_numpy(zero_copy_only=False).reshape(-1, *inner), lengths
+
+
+def _per_clip(values: np.ndarray, starts: np.ndarray, ufunc, empty: float) -> np.ndarray:
+    """``ufunc.reduceat`` over each clip's slice of ``values`` (clips given by start offsets; empty → ``empty``)."""
+    out = np.full(len(starts) - 1, empty, dtype=np.float64)
+    nonempty = starts[1:] > starts[:-1]
+    if nonempty.any() and len(values):
+        out[nonempty] = ufunc.reduceat(values, starts[:-1][nonempty])
+    return out
+
+
+def plausibility_batch(joints: np.ndarray, lengths: np.ndarray, fps: np.ndarray, cfg) -> dict[str, np.ndarray]:
+    """Per-clip plausibility measures for a batch (joints: all clips' frames, F×22×3 metres, y up, floor
+    at 0; ``lengths``: frames per clip): the fastest joint (m/s), the fastest root move over the ground
+    (m/s), how far the lowest foot goes below the floor (m), the share of foot-contact frames in which the
+    foot slides, and the largest relative change of a bone's length ((max − min) / mean)."""
+    n = len(lengths)
+    starts = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lengths, out=starts[1:])
+    # frame-to-frame steps within each clip: step k is frame k+1 − frame k; the last frame of a clip has none
+    step = np.zeros_like(joints)
+    if len(joints) > 1:
+        step[:-1] = joints[1:] - joints[:-1]
+    last = starts[1:][lengths > 0] - 1
+    step[last] = 0.0
+    clip_fps = np.repeat(fps.astype(np.float64), lengths)
+    joint_speed = np.sqrt((step**2).sum(-1)).max(-1) * clip_fps
+    root_speed = np.hypot(step[:, 0, 0], step[:, 0, 2]) * clip_fps
+    feet_y = joints[:, FEET, 1]
+    low = feet_y < cfg.contact_height_m
+    contact = np.zeros_like(low)
+    if len(joints) > 1:
+        contact[:-1] = low[:-1] & low[1:]
+    contact[last] = False
+    sliding = contact & (np.hypot(step[:, FEET, 0], step[:, FEET, 2]) * clip_fps[:, None] > cfg.skate_speed_m_s)
+    n_contact = _per_clip(contact.sum(-1).astype(np.float64), starts, np.add, 0.0)
+    n_sliding = _per_clip(sliding.sum(-1).astype(np.float64), starts, np.add, 0.0)
+    child, parent = zip(*BONES, strict=True)
+    bones = np.sqrt(((joints[:, list(child)] - joints[:, list(parent)]) ** 2).sum(-1))  # F × bones
+    mean = np.zeros((n, bones.shape[1]))
+    nonempty = lengths > 0
+    if nonempty.any():
+        mean[nonempty] = np.add.reduceat(bones, starts[:-1][nonempty], axis=0) / lengths[nonempty, None]
+        spread = np.zeros_like(mean)
+        spread[nonempty] = (np.maximum.reduceat(bones, starts[:-1][nonempty], axis=0)
+                            - np.minimum.reduceat(bones, starts[:-1][nonempty], axis=0))  # fmt: skip
+    else:
+        spread = mean
+    return {
+        "joint_speed": _per_clip(joint_speed, starts, np.maximum, 0.0),
+        "root_speed": _per_clip(root_speed, starts, np.maximum, 0.0),
+        "ground_penetration": np.maximum(0.0, -_per_clip(feet_y.min(-1), starts, np.minimum, 0.0)),
+        "foot_skate_ratio": np.divide(n_sliding, n_contact, out=np.zeros(n), where=n_contact > 0),
+        "bone_length_change": (spread / np.maximum(mean, 1e-6)).max(-1) if n else np.zeros(0),
+    }
+
+
+def motion_summary(table: pa.Table, plaus_cfg):
+    import pandas as pd
+
+    features, f_len = _flat(table.column("features"), (FEATURE_DIM,))
+    joints, j_len = _flat(table.column("joints"), (NUM_JOINTS, 3))
+    num_frames = table.column("num_frames").to_numpy().astype(np.int64)
+    fps = table.column("fps").to_numpy()
+    f_starts, j_starts = np.concatenate([[0], np.cumsum(f_len)]), np.concatenate([[0], np.cumsum(j_len)])
+    finite = (_per_clip(np.isfinite(features).all(-1).astype(np.float64), f_starts, np.minimum, 1.0) > 0) & (
+        _per_clip(np.isfinite(joints).all((-1, -2)).astype(np.float64), j_starts, np.minimum, 1.0) > 0)  # fmt: skip
+    texts = table.column("texts").combine_chunks()
+    n_captions = pc.list_value_length(texts).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    flat_texts = texts.flatten()
+    chars = pc.utf8_length(pc.utf8_trim_whitespace(flat_texts.field("caption"))).to_numpy(zero_copy_only=False)
+    ordered = pc.and_(pc.greater_equal(flat_texts.field("start"), 0.0),
+                      pc.less_equal(flat_texts.field("start"), flat_texts.field("end"))).to_numpy(zero_copy_only=False)  # fmt: skip
+    t_starts = np.concatenate([[0], np.cumsum(n_captions)])
+    df = pd.DataFrame({
+        "motion_id": table.column("motion_id").to_pylist(),
+        "frames_match": (f_len == j_len) & (f_len == num_frames),
+        "finite": finite,
+        "num_frames": num_frames,
+        "fps": fps.astype(np.float64),
+        "n_captions": n_captions,
+        "min_caption_chars": _per_clip(chars.astype(np.float64), t_starts, np.minimum, 0.0),
+        "spans_ordered": _per_clip(ordered.astype(np.float64), t_starts, np.minimum, 1.0) > 0,
+    })  # fmt: skip
+    if plaus_cfg.action != "off":
+        ok = finite & (f_len == j_len)
+        measures = plausibility_batch(np.where(np.repeat(ok, j_len)[:, None, None], joints, 0.0), j_len, fps, plaus_cfg)
+        for k, v in measures.items():
+            df[k] = np.where(ok, v, 0.0)  # a clip with NaNs fails as non_finite, not here
+    df["split"] = table.column("split").to_pylist()
+    return df
+
+
+def plausibility(joints: np.ndarray, fps: float, cfg) -> dict[str, float]:
+    """The plausibility measures of one clip (T×22×3); see :func:`plausibility_batch`."""
+    m = plausibility_batch(np.asarray(joints, np.float32), np.array([len(joints)]), np.array([fps]), cfg)
+    return {k: float(v[0]) for k, v in m.items()}
+
+
+def _jpeg_ok(data: bytes | None) -> bool:
+    from PIL import Image
+
+    if not data:
+        return False
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()  # a full decode: truncated or corrupt data fails here
+            return im.format == "JPEG"
+    except Exception:  # noqa: BLE001 - any decoder complaint means not decodable
+        return False
+
+
+def video_summary(table: pa.Table):
+    import pandas as pd
+
+    frames = table.column("frames").to_pylist()
+    ts = table.column("frame_timestamps").to_pylist()
+    idx = table.column("frame_indices").to_pylist()
+    n = table.column("num_frames").to_pylist()
+    return pd.DataFrame({
+        "video_id": table.column("video_id").to_pylist(),
+        "split": table.column("split").to_pylist(),
+        "fps": table.column("fps").to_pylist(),
+        "width": table.column("width").to_pylist(),
+        "height": table.column("height").to_pylist(),
+        "n_sampled": [len(f) for f in frames],
+        "lists_match": [len(f) == len(t) == len(k) for f, t, k in zip(frames, ts, idx, strict=True)],
+        "frames_decodable": [all(_jpeg_ok(b) for b in f) for f in frames],
+        "timestamps_increasing": [bool(np.all(np.diff(t) > 0)) for t in ts],
+        "indices_in_range": [all(0 <= k < total for k in ks) for ks, total in zip(idx, n, strict=True)],
+    })  # fmt: skip
+
+
+PLACEHOLDERS = {"motion": ("<motion>",), "video": ("<video>",), "motion+video": ("<motion>", "<video>")}
+
+
+def _conversation_shape(turns: list[dict], modality: str) -> tuple[bool, bool, bool]:
+    roles = [t["role"] for t in turns]
+    alternates = len(roles) >= 2 and len(roles) % 2 == 0 and all(
+        r == ("user" if k % 2 == 0 else "assistant") for k, r in enumerate(roles))  # fmt: skip
+    no_empty = all(t["content"] and t["content"].strip() for t in turns)
+    first = turns[0]["content"] if turns else ""
+    placeholder = all(p in (first or "") for p in PLACEHOLDERS.get(modality, ()))
+    return alternates, no_empty, placeholder
+
+
+def instruction_summary(table: pa.Table, motion_ids: set | None, kept_motions: set | None,
+                        video_ids: set | None, kept_videos: set | None):  # fmt: skip
+    """``motion_ids``: the ids of the unit's motion table before validation, ``kept_motions`` after
+    (None: no motion table in this unit); likewise for videos. A reference to a record of another unit
+    is checked at commit."""
+    import pandas as pd
+
+    modality = table.column("modality").to_pylist()
+    shapes = [_conversation_shape(c, m) for c, m in zip(table.column("conversations").to_pylist(), modality, strict=True)]
+
+    def refs(col: str, needed: str, before, after) -> tuple[list[bool], list[bool]]:
+        present, parent_kept = [], []
+        for ref, mod in zip(table.column(col).to_pylist(), modality, strict=True):
+            present.append(needed not in mod or ref is not None)
+            # its record was rejected in this unit → not kept; a record of another unit is checked at commit
+            parent_kept.append(ref is None or before is None or ref not in before or ref in after)
+        return present, parent_kept
+
+    motion_present, motion_kept = refs("motion_id", "motion", motion_ids, kept_motions)
+    video_present, video_kept = refs("video_id", "video", video_ids, kept_videos)
+    return pd.DataFrame({
+        "sample_id": table.column("sample_id").to_pylist(),
+        "split": table.column("split").to_pylist(),
+        "modality": modality,
+        "task": table.column("task").to_pylist(),
+        "roles_alternate": [s[0] for s in shapes],
+        "no_empty_turn": [s[1] for s in shapes],
+        "placeholder": [s[2] for s in shapes],
+        "motion_ref": motion_present,
+        "video_ref": video_present,
+        "motion_kept": motion_kept,
+        "video_kept": video_kept,
+    })  # fmt: skip
+
+
+# --- suites --------------------------------------------------------------------------------------------
+def _suites(ingest_cfg, frames_cfg, plaus_cfg) -> dict[str, list]:
+    gx = gx_module()
+
+    E = gx.expectations
+
+    def is_true(column, reason):
+        return E.ExpectColumnValuesToBeInSet(column=column, value_set=[True], meta={"reason": reason})
+
+    def between(column, lo, hi, *, reason=None, flag=None):
+        meta = {"reason": reason} if reason else {"flag": flag, "quarantine_reason": f"implausible_{flag}"}
+        return E.ExpectColumnValuesToBeBetween(column=column, min_value=lo, max_value=hi, meta=meta)
+
+    motion = [
+        E.ExpectColumnValuesToBeInSet(column="split", value_set=list(SPLITS), meta={"reason": "invalid_split"}),
+        is_true("frames_match", "shape_mismatch"),
+        is_true("finite", "non_finite"),
+        between("num_frames", ingest_cfg.min_frames, ingest_cfg.max_frames, reason="invalid_length"),
+        between("fps", ingest_cfg.fps - 1e-3, ingest_cfg.fps + 1e-3, reason="wrong_fps"),
+        between("n_captions", 1, None, reason="no_caption"),
+        between("min_caption_chars", 1, None, reason="empty_caption"),
+        is_true("spans_ordered", "invalid_span"),
+    ]
+    if plaus_cfg.action != "off":
+        p = plaus_cfg
+        motion += [
+            # most specific first: a record gets the reason of the first check it fails (a teleport also
+            # moves every joint fast; a stretched bone also moves its end joint fast)
+            between("root_speed", None, p.max_root_speed_m_s, flag="root_teleport"),
+            between("ground_penetration", None, p.max_ground_penetration_m, flag="ground_penetration"),
+            between("bone_length_change", None, p.max_bone_length_change, flag="bone_length_change"),
+            between("joint_speed", None, p.max_joint_speed_m_s, flag="joint_speed"),
+            between("foot_skate_ratio", None, p.max_foot_skate_ratio, flag="foot_skating"),
+        ]
+    k = frames_cfg.num_frames if frames_cfg.mode == "uniform" else None
+    video = [
+        E.ExpectColumnValuesToBeInSet(column="split", value_set=list(SPLITS), meta={"reason": "invalid_split"}),
+        between("fps", 1e-3, None, reason="invalid_video_header"),
+        between("width", 1, None, reason="invalid_video_header"),
+        between("height", 1, None, reason="invalid_video_header"),
+        between("n_sampled", k or 1, k, reason="wrong_frame_count"),
+        is_true("lists_match", "wrong_frame_count"),
+        is_true("frames_decodable", "undecodable_frame"),
+        is_true("timestamps_increasing", "timestamps_not_increasing"),
+        is_true("indices_in_range", "frame_index_out_of_range"),
+    ]
+    from schemas.instruction import MODALITIES, TASKS
+
+    instruction = [
+        E.ExpectColumnValuesToBeInSet(column="split", value_set=list(SPLITS), meta={"reason": "invalid_split"}),
+        E.ExpectColumnValuesToBeInSet(column="modality", value_set=list(MODALITIES), meta={"reason": "invalid_modality"}),
+        E.ExpectColumnValuesToBeInSet(column="task", value_set=list(TASKS), meta={"reason": "invalid_task"}),
+        is_true("roles_alternate", "malformed_conversation"),
+        is_true("no_empty_turn", "empty_turn"),
+        is_true("placeholder", "missing_placeholder"),
+        is_true("motion_ref", "missing_motion"),
+        is_true("video_ref", "missing_video"),
+        is_true("motion_kept", "parent_quarantined"),
+        is_true("video_kept", "parent_quarantined"),
+    ]  # fmt: skip
+    return {"motion": motion, "video": video, "instruction": instruction}
+
+
+@lru_cache(maxsize=4)
+def _suites_cached(key: tuple):
+    ingest, frames, plaus = key
+    return _suites(ingest, frames, plaus)
+
+
+@dataclass(frozen=True)
+class _Frozen:
+    """Config sections as hashable values (for the per-process suite cache)."""
+
+    items: tuple
+
+    def __getattr__(self, name):
+        return dict(self.items)[name]
+
+
+def _freeze(section) -> _Frozen:
+    from dataclasses import asdict
+
+    return _Frozen(tuple(sorted(asdict(section).items())))
+
+
+def _detail(df, row: int, meta: dict, result) -> str:
+    cfg = result.expectation_config
+    column = cfg.kwargs.get("column")
+    value = df.iloc[row][column] if column in df else None
+    bounds = {k: cfg.kwargs[k] for k in ("min_value", "max_value", "value_set") if cfg.kwargs.get(k) is not None}
+    return f"{column}={value!r} fails {cfg.type} {bounds}"
+
+
+def validate_tables(tables: dict[str, pa.Table], cfg, *, source: str) -> StageResult:
+    """Validate a unit's ``motion``, ``video`` and ``instruction`` tables (``cfg``: the BuildConfig).
+    Returns the accepted tables (motion rows carry their plausibility flags) and the rejects; counters
+    ``<table>_in/_out/_quarantined``, ``dropped_<reason>`` and ``flagged_<flag>``."""
+    plaus = cfg.validation.plausibility
+    suites = _suites_cached((_freeze(cfg.ingest), _freeze(cfg.frames), _freeze(plaus)))
+    out, rejects, counters = dict(tables), [], Counter()
+
+    def reject_rows(name, table, id_col, failures, df):
+        first: dict[int, tuple[str, str]] = {}
+        for meta, rows, result in failures:
+            reason = meta.get("reason") or (meta.get("quarantine_reason") if plaus.action == "quarantine" else None)
+            if reason is None:
+                continue
+            for r in rows:
+                first.setdefault(r, (reason, _detail(df, r, meta, result)))
+        ids = table.column(id_col).to_pylist()
+        paths = table.column("source_path").to_pylist() if "source_path" in table.column_names else [None] * len(ids)
+        splits = table.column("split").to_pylist()
+        for r, (reason, detail) in sorted(first.items()):
+            rejects.append(Reject(ids[r], name, "validate", reason, f"{ids[r]}: {detail}", source, paths[r], splits[r]))
+            counters[f"dropped_{reason}"] += 1
+        keep = np.ones(table.num_rows, dtype=bool)
+        keep[list(first)] = False
+        counters[f"{name}_in"] += table.num_rows
+        counters[f"{name}_quarantined"] += len(first)
+        counters[f"{name}_out"] += int(keep.sum())
+        return keep
+
+    motion_before = motion_after = None
+    if "motion" in tables and tables["motion"].num_rows:
+        t = tables["motion"]
+        df = motion_summary(t, plaus)
+        failures = run_suite("motion", df, suites["motion"])
+        keep = reject_rows("motion", t, "motion_id", failures, df)
+        flags: list[list[str]] = [[] for _ in range(t.num_rows)]
+        if plaus.action == "flag":
+            for meta, rows, _ in failures:
+                if meta.get("flag"):
+                    for r in rows:
+                        flags[r].append(meta["flag"])
+        t = t.set_column(t.schema.get_field_index("quality_flags"), t.schema.field("quality_flags"),
+                         pa.array([sorted(f) for f in flags], t.schema.field("quality_flags").type))  # fmt: skip
+        out["motion"] = t.filter(pa.array(keep))
+        for f, k in zip(flags, keep, strict=True):
+            if k:
+                counters.update(f"flagged_{x}" for x in f)
+        motion_before, motion_after = set(df["motion_id"]), set(out["motion"].column("motion_id").to_pylist())
+    video_before = video_after = None
+    if "video" in tables and tables["video"].num_rows:
+        t = tables["video"]
+        df = video_summary(t)
+        keep = reject_rows("video", t, "video_id", run_suite("video", df, suites["video"]), df)
+        out["video"] = t.filter(pa.array(keep))
+        video_before, video_after = set(df["video_id"]), set(out["video"].column("video_id").to_pylist())
+    if "instruction" in tables and tables["instruction"].num_rows:
+        t = tables["instruction"]
+        df = instruction_summary(t, motion_before, motion_after, video_before, video_after)
+        failures = run_suite("instruction", df, suites["instruction"])
+        keep = reject_rows("instruction", t, "sample_id", failures, df)
+        out["instruction"] = t.filter(pa.array(keep))
+    return StageResult(tables=out, rejects=rejects, counters=counters)

@@ -1,0 +1,133 @@
+import io
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from PIL import Image
+
+from pipeline.config import BuildConfig
+from pipeline.synthetic_motion import Segment, synthesize_joints
+from schemas import check_conforms
+from schemas.instruction import INSTRUCTION_SCHEMA
+from schemas.motion import motion_table
+from schemas.video import VIDEO_SCHEMA
+from stages.kinematics import joints_to_features
+from stages.validate import plausibility, validate_tables
+from tests.implausible import implausible_variants
+
+
+def _joints(seed=0, action="wave"):
+    # (the synthetic walk and run slide their feet — the generator does not plant them — so the clean
+    # reference waves; the demo data's walks get the foot_skating flag)
+    return synthesize_joints([Segment(action, 3.0)], np.random.default_rng(seed)).astype(np.float32)
+
+
+def _row(mid, joints, split="train", caption="a person walks forward.", features=None):
+    f = joints_to_features(joints) if features is None else features
+    return dict(motion_id=mid, source="humanml3d", source_path=f"new_joint_vecs/{mid}.npy", parent_id=None,
+                mirror_of=None, start_frame=0, end_frame=len(joints) - 1, split=split, fps=20.0,
+                num_frames=len(joints) - 1, features=f, joints=joints[: len(joints) - 1], texts=[{"caption": caption, "tokens": [], "start": 0.0, "end": 0.0}])  # fmt: skip
+
+
+def _cfg(action="quarantine"):
+    cfg = BuildConfig()
+    cfg.validation.plausibility.action = action
+    return cfg
+
+
+def _conversation(sid, mid, turns, modality="motion", split="train", video_id=None):
+    return {"sample_id": sid, "modality": modality, "motion_id": mid, "video_id": video_id,
+            "task": "qa", "category": None, "conversations": [{"role": r, "content": c} for r, c in turns],
+            "annotator": {"backend": "template", "model": None, "prompt_version": "v", "params": "{}"}, "split": split}  # fmt: skip
+
+
+def test_a_plausible_clip_measures_within_human_limits():
+    m = plausibility(_joints(), 20.0, _cfg().validation.plausibility)
+    assert m["root_speed"] < 3 and m["ground_penetration"] < 0.01 and m["bone_length_change"] < 1e-3
+    assert 1 < m["joint_speed"] < 25
+
+
+@pytest.mark.parametrize("reason", sorted(implausible_variants(_joints())))
+def test_each_implausible_motion_fails_its_own_check(reason):
+    clean = _joints()
+    table = motion_table([_row("000001", clean), _row("000002", implausible_variants(clean)[reason])])
+    result = validate_tables({"motion": table}, _cfg(), source="humanml3d")
+    assert [(r.record_id, r.reason, r.stage) for r in result.rejects] == [("000002", reason, "validate")]
+    assert "fails expect_column_values_to_be_between" in result.rejects[0].detail
+    assert result.tables["motion"].column("motion_id").to_pylist() == ["000001"]
+    assert result.counters["motion_in"] == 2 and result.counters["motion_quarantined"] == 1
+
+
+def test_flag_mode_keeps_implausible_clips_with_their_flags():
+    clean = _joints()
+    variants = implausible_variants(clean)
+    rows = [_row("000001", clean)] + [_row(f"00001{k}", j) for k, j in enumerate(variants.values())]
+    result = validate_tables({"motion": motion_table(rows)}, _cfg("flag"), source="humanml3d")
+    assert not result.rejects
+    t = result.tables["motion"]
+    check_conforms(t, "motion")
+    flags = dict(zip(t.column("motion_id").to_pylist(), t.column("quality_flags").to_pylist(), strict=True))
+    assert flags["000001"] == []
+    for k, reason in enumerate(variants):
+        assert reason.removeprefix("implausible_") in flags[f"00001{k}"], (reason, flags[f"00001{k}"])
+    assert sum(v for k, v in result.counters.items() if k.startswith("flagged_")) >= len(variants)
+
+
+def test_record_problems_get_their_reasons_and_take_their_conversations_along():
+    j = _joints()
+    f = joints_to_features(j)
+    rows = [_row("000001", j), _row("000002", j, split="holdout"), _row("000003", j, caption="   "),
+            _row("000004", j, features=f[:40])]  # features shorter than the joints  # fmt: skip
+    ok = [("user", "<motion>\nWhat happens?"), ("assistant", "A walk.")]
+    instr = pa.Table.from_pylist([
+        _conversation("ok", "000001", ok), _conversation("orphan", "000004", ok),  # its motion is quarantined
+        _conversation("roles", "000001", [("assistant", "hi"), ("user", "<motion>\nx")]),
+        _conversation("empty", "000001", [("user", "<motion>\nx"), ("assistant", " ")]),
+        _conversation("no_token", "000001", [("user", "What happens?"), ("assistant", "A walk.")]),
+        _conversation("no_motion", None, ok),
+    ], schema=INSTRUCTION_SCHEMA)  # fmt: skip
+    result = validate_tables({"motion": motion_table(rows), "instruction": instr}, _cfg("off"), source="humanml3d")
+    assert {(r.table, r.record_id): r.reason for r in result.rejects} == {
+        ("motion", "000002"): "invalid_split", ("motion", "000003"): "empty_caption",
+        ("motion", "000004"): "shape_mismatch", ("instruction", "orphan"): "parent_quarantined",
+        ("instruction", "roles"): "malformed_conversation", ("instruction", "empty"): "empty_turn",
+        ("instruction", "no_token"): "missing_placeholder", ("instruction", "no_motion"): "missing_motion"}  # fmt: skip
+    reasons = {r.reason for r in result.rejects}
+    assert {"invalid_split", "empty_caption", "shape_mismatch", "parent_quarantined", "malformed_conversation",
+            "empty_turn", "missing_placeholder", "missing_motion"} <= reasons  # fmt: skip
+    assert result.tables["instruction"].num_rows == 1
+    c = result.counters
+    assert c["instruction_in"] == 6 == c["instruction_out"] + c["instruction_quarantined"]
+
+
+def _jpeg(color=128):
+    buf = io.BytesIO()
+    Image.fromarray(np.full((16, 16, 3), color, np.uint8)).save(buf, format="JPEG")
+    return buf.getvalue()
+
+
+def _video(vid, frames, ts, idx=None, n=100):
+    k = len(frames)
+    return {"video_id": vid, "source": "video", "source_path": f"{vid}.mp4", "split": "train", "fps": 30.0,
+            "variable_frame_rate": False, "duration": 3.0, "num_frames": n, "orig_width": 16, "orig_height": 16,
+            "rotation": 0, "codec": "h264", "width": 16, "height": 16, "segment_start": 0.0, "segment_end": 3.0,
+            "frame_indices": idx if idx is not None else list(range(0, 10 * k, 10)), "frame_timestamps": ts,
+            "frames": frames, "decoder": "decord", "captions": ["a person walks."], "motion_id": None,
+            "motion_frame_indices": None, "overlap_seconds": None, "offset_seconds": None}  # fmt: skip
+
+
+def test_video_records_are_checked_frame_by_frame():
+    good = [_jpeg()] * 8
+    ts = [0.1 * k for k in range(8)]
+    videos = pa.Table.from_pylist([
+        _video("ok", good, ts),
+        _video("truncated_jpeg", good[:7] + [good[0][: len(good[0]) // 2]], ts),
+        _video("not_monotonic", good, ts[:4] + ts[3:7]),
+        _video("too_few", good[:5], ts[:5]),
+        _video("index_out_of_range", good, ts, idx=[k * 20 for k in range(8)], n=100),
+    ], schema=VIDEO_SCHEMA)  # fmt: skip
+    result = validate_tables({"video": videos}, _cfg(), source="video")
+    assert {r.record_id: r.reason for r in result.rejects} == {
+        "truncated_jpeg": "undecodable_frame", "not_monotonic": "timestamps_not_increasing",
+        "too_few": "wrong_frame_count", "index_out_of_range": "frame_index_out_of_range"}  # fmt: skip
+    assert result.tables["video"].column("video_id").to_pylist() == ["ok"]
