@@ -1,0 +1,83 @@
+"""Validation throughput and its share of build time.
+
+    .venv/bin/python bench/validate.py [--motions 2000] [--executor local|ray] [--workdir bench_out/validate]
+
+Builds sample data (``--motions`` clips and their mirrors, with sub-clips) once with validation and once
+without, and reads where the time went from the manifest: the record-level suites inside the units
+(great-expectations on the unit's motion, video and instruction tables) and the table-level checks at
+commit (ids, split leakage, references, Data Docs). Then ``movid validate`` revalidates the finished build
+(checksums, schemas, every record, table checks). Goal: validation < 10 % of build time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pipeline.build import build  # noqa: E402
+from pipeline.config import load_config  # noqa: E402
+from pipeline.sample_data import write_sample_humanml3d  # noqa: E402
+
+
+def _build(src: Path, out: Path, executor: str, validate: bool) -> tuple[float, dict]:
+    shutil.rmtree(out, ignore_errors=True)
+    cfg = load_config(None, [f"executor={executor}", f"validation.enabled={str(validate).lower()}"],
+                      [f"humanml3d={src}"])  # fmt: skip
+    t0 = time.perf_counter()
+    manifest = build(cfg, str(out), show_progress=False)
+    return time.perf_counter() - t0, manifest
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--motions", type=int, default=2000)
+    ap.add_argument("--executor", choices=["local", "ray"], default="local")
+    ap.add_argument("--workdir", default=str(ROOT / "bench_out" / "validate"))
+    args = ap.parse_args()
+    work = Path(args.workdir)
+    src = work / f"humanml3d-{args.motions}"
+    if not (src / "all.txt").is_file():
+        shutil.rmtree(src, ignore_errors=True)
+        write_sample_humanml3d(src, args.motions, seed=0)
+    import_s = float(subprocess.run([sys.executable, "-c", "import time; t = time.perf_counter(); "
+                                     "import great_expectations; print(time.perf_counter() - t)"],
+                                    capture_output=True, text=True, check=True).stdout.split()[-1])  # fmt: skip
+
+    plain_s, _ = _build(src, work / "out-plain", args.executor, False)
+    build_s, m = _build(src, work / "out", args.executor, True)
+    stages = m["seconds"]["unit_stages"]
+    v = m["stages"]["validate"]
+    rows = v["motion_in"] + v.get("video_in", 0) + v["instruction_in"]
+    record_s, table_s = stages["validate"], m["seconds"]["table_checks"]
+    units_s = sum(stages.values())
+    print(f"build of {args.motions} clips + mirrors ({args.executor} executor): {rows:,} rows validated "
+          f"({v['motion_in']:,} motions, {v['instruction_in']:,} conversations)")  # fmt: skip
+    print(f"  build with validation {build_s:.1f} s, without {plain_s:.1f} s (difference {build_s - plain_s:+.1f} s)")
+    print(f"  record-level suites in the units: {record_s:.2f} s = {rows / record_s:,.0f} rows/s "
+          f"({100 * record_s / units_s:.1f} % of the units' stage time; includes importing great-expectations "
+          f"once per worker, {import_s:.1f} s here)")  # fmt: skip
+    print(f"  table-level checks + Data Docs at commit: {table_s:.2f} s")
+    share = (record_s + table_s) / build_s
+    print(f"  validation share of build time: {100 * share:.1f} % (goal < 10 %); without the one-off import "
+          f"{100 * (record_s + table_s - import_s) / build_s:.1f} %")  # fmt: skip
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "pipeline.cli", "validate", str(work / "out"), "--quiet"],
+                       capture_output=True, text=True, cwd=ROOT)  # fmt: skip
+    revalidate_s = time.perf_counter() - t0
+    report = json.loads((work / "out" / "validation" / "report.json").read_text())
+    total = sum(report["rows"].values())
+    print(f"movid validate: {'valid' if r.returncode == 0 else 'INVALID'}, {total:,} rows of {report['shards']} shards "
+          f"in {revalidate_s:.1f} s = {total / revalidate_s:,.0f} rows/s (checksums, schemas, suites, table checks)")
+    print(f"reproduce: .venv/bin/python bench/validate.py --motions {args.motions} --executor {args.executor}")
+
+
+if __name__ == "__main__":
+    main()
