@@ -89,6 +89,24 @@ def _cmd_validate(args) -> int:
     return 0 if report["ok"] else 1
 
 
+def _cmd_requeue(args) -> int:
+    from pipeline.build import summarize
+    from pipeline.requeue import requeue
+
+    t0 = time.perf_counter()
+    manifest = requeue(args.out, args.reason, executor=args.executor, address=args.address,
+                       show_progress=not args.quiet)  # fmt: skip
+    rq = manifest["requeue"]
+    if not rq["units"]:
+        print(f"nothing to requeue in {args.out}: {rq['records']} matching quarantined record(s), none in a work "
+              "unit of the current plan")  # fmt: skip
+        return 0
+    print(f"requeued {rq['records']} quarantined record(s) in {len(rq['units'])} work unit(s) of {args.out} in "
+          f"{time.perf_counter() - t0:.1f}s (round {rq['round']})")  # fmt: skip
+    print(summarize(manifest))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="movid", description="Build MoVid-style motion + video instruction data.")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -125,6 +143,15 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("out")
     v.add_argument("--quiet", action="store_true", help="no progress bar")
     v.set_defaults(fn=_cmd_validate)
+
+    r = sub.add_parser("requeue", help="run quarantined records again after a fix, keeping what succeeded")
+    r.add_argument("out")
+    r.add_argument("--reason", action="append", metavar="REASON",
+                   help="only records quarantined for REASON (repeatable; default: all)")  # fmt: skip
+    r.add_argument("--executor", choices=["ray", "local"], help="default: the build's")
+    r.add_argument("--address", help="Ray cluster address")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.set_defaults(fn=_cmd_requeue)
     return p
 
 
