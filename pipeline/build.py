@@ -47,6 +47,10 @@ def build(cfg: BuildConfig, out: str, *, overwrite: bool = False, show_progress:
     executor = make_executor(cfg)
     executor.run(run_unit, pending, cfg, str(state.out), show_progress=show_progress)
     t_commit = time.perf_counter()
+    if not (state.dir / "commit.json").is_file():  # before the commit starts moving staged files
+        from pipeline.links import relink_quarantined_motions
+
+        relink_quarantined_motions(state, [u.unit_id for u in plan.units], cfg)
     unit_stats = [state.read_stats(PLAN_UNIT)] + [state.read_stats(u.unit_id) for u in plan.units]
     extra = {
         "executor": cfg.executor,

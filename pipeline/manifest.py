@@ -102,13 +102,15 @@ def reconcile(stage_totals: dict[str, Counter], shard_rows: dict[str, int]) -> d
     dropped = sum(v for counts in stage_totals.values() for k, v in counts.items() if k.startswith("dropped_"))
     motion_clips_in = ingest["clips_in"] - video["clips_in"]  # motions built from video SMPL are not planned clips
     instr, vinstr = stage_totals.get("caption_instructions", Counter()), stage_totals.get("video_caption_instructions", Counter())
-    validated = stage_totals.get("validate", Counter())  # rows validation sent to quarantine, per table
-    for table in ("motion", "video", "instruction"):
-        if validated[f"{table}_in"]:
-            checks[f"validate_{table}"] = {"in": validated[f"{table}_in"], "out": validated[f"{table}_out"],
-                                           "quarantined": validated[f"{table}_quarantined"]}  # fmt: skip
-            checks[f"validate_{table}"]["ok"] = (validated[f"{table}_in"] == validated[f"{table}_out"]
-                                                 + validated[f"{table}_quarantined"])  # fmt: skip
+    # rows that validation, and the link pass after it, sent to quarantine, per table
+    validated = stage_totals.get("validate", Counter()) + stage_totals.get("link", Counter())
+    for stage in ("validate", "link"):
+        c = stage_totals.get(stage, Counter())
+        for table in ("motion", "video", "instruction"):
+            if c[f"{table}_in"]:
+                checks[f"{stage}_{table}"] = {"in": c[f"{table}_in"], "out": c[f"{table}_out"],
+                                              "quarantined": c[f"{table}_quarantined"]}  # fmt: skip
+                checks[f"{stage}_{table}"]["ok"] = c[f"{table}_in"] == c[f"{table}_out"] + c[f"{table}_quarantined"]
     checks["links"] = {
         "planned_equals_ingested": plan["planned"] == motion_clips_in,
         "planned_videos_equal_ingested": plan["videos_planned"] == video["videos_in"],
