@@ -107,6 +107,15 @@ def _cmd_requeue(args) -> int:
     return 0
 
 
+def _cmd_export(args) -> int:
+    from model.export import export
+
+    written = export(args.out, args.format, args.dest)
+    for split, w in written.items():
+        print(f"  {split:<6} {w['records']:>8} records  {w['path']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="movid", description="Build MoVid-style motion + video instruction data.")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -152,6 +161,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--address", help="Ray cluster address")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(fn=_cmd_requeue)
+
+    e = sub.add_parser("export", help="the instruction table as LLaVA- or Alpaca-style JSON for other trainers")
+    e.add_argument("out")
+    e.add_argument("--format", required=True, choices=["llava", "alpaca"])
+    e.add_argument("--dest", help="folder for <format>/<split>.json (default: OUT/export)")
+    e.set_defaults(fn=_cmd_export)
     return p
 
 
