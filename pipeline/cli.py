@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
 import time
@@ -186,6 +187,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except (ExecutorError, BuildError, FileNotFoundError) as exc:
         print(f"movid: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # the driver's own writes: plan unit, link pass, commit, manifest
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = f" (writing {exc.filename})" if exc.filename else ""
+        print(f"movid: error: no space left on device{where}; free space and rerun the same command "
+              "(finished units are kept)", file=sys.stderr)  # fmt: skip
         return 1
 
 

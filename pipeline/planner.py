@@ -17,7 +17,7 @@ import numpy as np
 from pipeline.config import BuildConfig, ConfigError, SourceSpec
 from schemas.quarantine import Reject
 
-__all__ = ["Plan", "WorkUnit", "plan_build", "SPLITS"]
+__all__ = ["Plan", "WorkUnit", "plan_build", "split_unit", "SPLITS"]
 
 SPLITS = ("train", "val", "test")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
@@ -33,6 +33,25 @@ class WorkUnit:
     split: str  # the split of every record, or "mixed" (amass units carry each record's split in rows)
     record_ids: tuple[str, ...]
     rows: tuple[tuple, ...] = ()  # amass: (new_name, source_path, start_frame, end_frame, split, m_split)
+
+
+def split_unit(unit: WorkUnit) -> list[WorkUnit]:
+    """``unit`` as single-record units, in its record order, so a record that kills its worker (a segfault in a
+    native decoder) can be isolated. A record is one id (humanml3d, motionx), one index row (amass: a clip and
+    its ``M`` mirror) or one metadata row (video). Ids are ``<unit_id>.<k:05d>``: stable, sorting in record
+    order, and never a planned unit's id (those hold no dot). Each keeps the parent's ``index`` (shard order)."""
+    if unit.rows:
+        parts = []
+        for row in unit.rows:
+            if unit.source_kind == "amass":  # (new_name, …, split, m_split): the ids that have a split
+                ids = tuple(x for x, s in ((row[0], row[4]), ("M" + row[0], row[5])) if s)
+            else:
+                ids = (row[0],)
+            parts.append((ids, (row,)))
+    else:
+        parts = [((rid,), ()) for rid in unit.record_ids]
+    return [WorkUnit(f"{unit.unit_id}.{k:05d}", unit.index, unit.source_kind, unit.source_root, unit.split, ids, rows)
+            for k, (ids, rows) in enumerate(parts)]  # fmt: skip
 
 
 @dataclass

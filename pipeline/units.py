@@ -116,7 +116,13 @@ def _annotate(table: pa.Table, cfg: BuildConfig, out: str, task: AnnotationTask,
     from pathlib import Path
 
     from pipeline.runstate import ANNOTATION_CACHE
-    from stages.annotate import annotate_captions, annotate_motions, annotate_video_qa, annotate_videos, load_prompt
+    from stages.annotate import (
+        annotate_captions,
+        annotate_motions,
+        annotate_video_qa,
+        annotate_videos,
+        load_prompt,
+    )
     from stages.llm_client import OfflineAnnotator, OpenAIAnnotator
 
     a = cfg.annotator
@@ -140,6 +146,47 @@ def _annotate(table: pa.Table, cfg: BuildConfig, out: str, task: AnnotationTask,
     return annotate(table, a, annotator=annotator, template=template, prompt_version=version, seed=cfg.seed, **extra)
 
 
+def inject_faults(unit: WorkUnit) -> None:
+    """Test-only faults, switched on by environment variables (never set in normal use; the Ray executor
+    forwards every ``MOVID_FAULT_*`` variable to its workers).
+
+    ``MOVID_FAULT_SEGFAULT_RECORD=ID[,ID...]``: a unit holding one of these records kills its process with a real
+    SIGSEGV, as a native decoder crashing on a bad file would. ``MOVID_FAULT_ENOSPC_UNIT=TEXT``: a unit whose id
+    contains TEXT has its first shard write fail with ENOSPC after part of the file is on disk, as on a full disk.
+    """
+    crash = {r for r in os.environ.get("MOVID_FAULT_SEGFAULT_RECORD", "").split(",") if r}
+    if crash.intersection(unit.record_ids):
+        import ctypes
+
+        log.warning("fault injection: unit %s crashes with SIGSEGV", unit.unit_id)
+        ctypes.string_at(0)  # reads address 0: the kernel sends SIGSEGV
+    spec = os.environ.get("MOVID_FAULT_ENOSPC_UNIT")
+    if spec and spec in unit.unit_id:
+        global write_table_shards
+        if not hasattr(write_table_shards, "full_disk"):
+            write_table_shards = _full_disk_writer(write_table_shards)
+
+
+def _full_disk_writer(write):
+    """``write_table_shards`` that, in the staging folder of a unit whose id contains MOVID_FAULT_ENOSPC_UNIT,
+    writes the beginning of a shard and then fails as a full disk does (fault injection, see ``inject_faults``)."""
+    import errno
+    from pathlib import Path
+
+    def write_or_fail(table, table_name, folder, **kw):
+        spec, folder = os.environ.get("MOVID_FAULT_ENOSPC_UNIT"), Path(folder)
+        if not spec or spec not in folder.parent.parent.name:  # .tmp-<unit_id>-<random>/<table>/<split>
+            return write(table, table_name, folder, **kw)
+        path = folder / "00000.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as fh:
+            fh.write(b"PAR1" + bytes(4096))  # what fitted before the disk filled up
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    write_or_fail.full_disk = True
+    return write_or_fail
+
+
 def run_unit(unit: WorkUnit, cfg: BuildConfig, out: str) -> dict:
     state = RunState(out)
     if state.is_done(unit.unit_id):
@@ -147,6 +194,7 @@ def run_unit(unit: WorkUnit, cfg: BuildConfig, out: str) -> dict:
     delay = float(os.environ.get(_DELAY_ENV, "0") or 0)
     if delay:
         time.sleep(delay)
+    inject_faults(unit)  # test-only faults (MOVID_FAULT_*)
     t0 = time.perf_counter()
     ingest = _ingest(unit, cfg)
     seconds = {"ingest": time.perf_counter() - t0}
