@@ -117,6 +117,14 @@ def _cmd_export(args) -> int:
     return 0
 
 
+def _cmd_report(args) -> int:
+    from pipeline.report import write_report
+
+    index = write_report(args.out, args.dest, args.samples)
+    print(f"report: {index}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="movid", description="Build MoVid-style motion + video instruction data.")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -168,6 +176,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--format", required=True, choices=["llava", "alpaca"])
     e.add_argument("--dest", help="folder for <format>/<split>.json (default: OUT/export)")
     e.set_defaults(fn=_cmd_export)
+
+    rp = sub.add_parser("report", help="a static HTML report of a build (counts, histograms, samples) that opens offline")
+    rp.add_argument("out")
+    rp.add_argument("--dest", help="folder for index.html and assets/ (default: OUT/report)")
+    rp.add_argument("--samples", type=int, default=12, help="clips in the sample browser")
+    rp.set_defaults(fn=_cmd_report)
     return p
 
 
