@@ -38,6 +38,13 @@ def inspect_build(out: str | Path, examples: int = 3) -> str:
     if qfiles and examples:
         rows = pq.read_table(qfiles[0], columns=["record_id", "reason", "detail"]).slice(0, examples).to_pylist()
         lines += ["", "  e.g.:"] + [f"    {r['record_id']}: {r['reason']} — {r['detail']}" for r in rows]
+    val = m.get("validation", {})
+    if val.get("table_level", {}).get("checks"):
+        bad = [k for k, c in val["table_level"]["checks"].items() if not c["ok"]]
+        flags = {k.removeprefix("flagged_"): n for k, n in val.get("record_level", {}).items() if k.startswith("flagged_")}
+        lines += ["", "  validation: table-level " + (f"FAILED ({', '.join(bad)})" if bad else "ok")
+                  + (f"; plausibility flags on kept clips: {', '.join(f'{k} {n}' for k, n in flags.items())}" if flags else "")
+                  + f"; Data Docs {val.get('data_docs')}"]  # fmt: skip
     rec = m["reconciliation"]
     lines += ["", "  reconciliation: " + ("ok" if rec["ok"] else "FAILED") + "  (" + ", ".join(
         f"{k} {v['in']}={v['out']}+{v['quarantined']}" for k, v in rec.items() if isinstance(v, dict) and "in" in v
