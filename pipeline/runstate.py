@@ -62,6 +62,8 @@ class RunState:
     def prepare(self, identity: dict, overwrite: bool = False) -> bool:
         """Claim ``OUT`` for the build described by ``identity`` (config and plan hashes). Returns True
         when ``OUT`` already holds this build (a resume), False for a fresh start."""
+        if self.out.exists() and any(self.out.iterdir()) and not self.run_file.is_file() and self._aborted_start():
+            shutil.rmtree(self.dir)  # a start killed before it recorded its build: nothing else was written
         if self.out.exists() and any(self.out.iterdir()):
             if not self.run_file.is_file():
                 raise RunStateError(f"{self.out} is not empty and holds no movid build; choose a new --out")
@@ -79,6 +81,11 @@ class RunState:
         self.out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(self.run_file, identity)
         return False
+
+    def _aborted_start(self) -> bool:
+        """``OUT`` holds only ``.movid/`` with at most the temporary file of a run.json never renamed."""
+        return [p.name for p in self.out.iterdir()] == [STATE_DIR] and all(
+            p.name.startswith(".run.json.tmp-") for p in self.dir.iterdir())  # fmt: skip
 
     def clear(self) -> None:
         """Remove a movid build (only what movid writes) from ``OUT``."""
