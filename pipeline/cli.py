@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
+import os
 import sys
 import time
 
@@ -125,6 +126,42 @@ def _cmd_report(args) -> int:
     return 0
 
 
+def _cmd_score(args) -> int:
+    from model.bench import read_bench
+    from model.score import (
+        OfflineJudge,
+        OpenAIJudge,
+        format_markdown,
+        format_table,
+        read_predictions,
+        score,
+        write_json,
+    )
+
+    bench = read_bench(args.bench)
+    predictions = read_predictions(args.predictions)
+    if args.judge == "openai":
+        if not os.environ.get(args.api_key_env):
+            print(f"movid: error: --api-key-env: the environment variable {args.api_key_env} is not set", file=sys.stderr)
+            return 2
+        judge = OpenAIJudge(model=args.model, base_url=args.base_url, api_key_env=args.api_key_env,
+                            cache_dir=args.cache_dir, temperature=args.temperature,
+                            requests_per_minute=args.requests_per_minute,
+                            structured_output=args.structured_output)  # fmt: skip
+    else:
+        judge = OfflineJudge()
+    result = score(bench, predictions, judge, repeats=args.repeats, seed=args.seed, calibration=args.calibration)
+    print(format_table(result))
+    if args.markdown:
+        from pathlib import Path
+
+        Path(args.markdown).write_text(format_markdown(result))
+    if args.out:
+        write_json(result, args.out)
+        print(f"scores: {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="movid", description="Build MoVid-style motion + video instruction data.")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -182,6 +219,24 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--dest", help="folder for index.html and assets/ (default: OUT/report)")
     rp.add_argument("--samples", type=int, default=12, help="clips in the sample browser")
     rp.set_defaults(fn=_cmd_report)
+
+    sc = sub.add_parser("score", help="score predictions on the bench (accuracy and 0-5 score per category, 95% CIs)")
+    sc.add_argument("--bench", required=True, help="OUT/bench (or OUT, or a bench Parquet file)")
+    sc.add_argument("--predictions", required=True, help="JSONL or Parquet with question_id, prediction")
+    sc.add_argument("--judge", choices=["offline", "openai"], default="offline")
+    sc.add_argument("--repeats", type=int, default=1, help="judge every question K times (distinct seeds)")
+    sc.add_argument("--seed", type=int, default=0, help="judge seed of the first repeat; also the bootstrap's")
+    sc.add_argument("--calibration", type=int, default=20, help="known-correct and known-wrong items scored alongside")
+    sc.add_argument("--out", help="JSON results")
+    sc.add_argument("--markdown", help="Markdown table")
+    sc.add_argument("--model", default="gpt-4o-mini", help="judge model (openai)")
+    sc.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1")
+    sc.add_argument("--api-key-env", default="OPENAI_API_KEY", help="the variable that holds the key")
+    sc.add_argument("--cache-dir", default=".judge_cache", help="judge response cache (a rerun pays nothing)")
+    sc.add_argument("--temperature", type=float, default=0.0)
+    sc.add_argument("--requests-per-minute", type=float)
+    sc.add_argument("--structured-output", default="json_schema", choices=["json_schema", "json_object", "none"])
+    sc.set_defaults(fn=_cmd_score)
     return p
 
 

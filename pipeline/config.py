@@ -172,6 +172,38 @@ class ShardConfig:
 
 
 @dataclass
+class BenchQuotas:
+    """Questions per QA category in the bench (MoVid-Bench's motion counts, 700 in all), scaled down to
+    what the test split holds; 0 leaves a category out."""
+
+    body_part: int = 205
+    sequentiality: int = 171
+    direction: int = 140
+    reasoning: int = 148
+    hallucination: int = 36
+    counting: int = 0  # not a MoVid-Bench category
+
+
+@dataclass
+class VideoBenchQuotas(BenchQuotas):
+    """MoVid-Bench's video counts (650 in all)."""
+
+    body_part: int = 167
+    sequentiality: int = 216
+    direction: int = 43
+    reasoning: int = 185
+    hallucination: int = 39
+
+
+@dataclass
+class BenchConfig:
+    enabled: bool = True  # write OUT/bench/part-NNNNN.parquet (model/bench.py) at commit
+    seed: int | None = None  # picks the questions; none = the build's seed
+    motion: BenchQuotas = field(default_factory=BenchQuotas)
+    video: VideoBenchQuotas = field(default_factory=VideoBenchQuotas)
+
+
+@dataclass
 class BuildConfig:
     seed: int = 0
     executor: str = "ray"  # ray | local
@@ -189,6 +221,7 @@ class BuildConfig:
     instructions: InstructionsConfig = field(default_factory=InstructionsConfig)
     validation: ValidateConfig = field(default_factory=ValidateConfig)
     shard: ShardConfig = field(default_factory=ShardConfig)
+    bench: BenchConfig = field(default_factory=BenchConfig)
 
     def validate(self) -> None:
         if self.executor not in ("ray", "local"):
@@ -233,6 +266,8 @@ class BuildConfig:
         if self.validation.plausibility.action not in ("flag", "quarantine", "off"):
             raise ConfigError(f"validation.plausibility.action: flag, quarantine or off, got "
                               f"{self.validation.plausibility.action!r}")  # fmt: skip
+        if any(v < 0 for q in (self.bench.motion, self.bench.video) for v in dataclasses.asdict(q).values()):
+            raise ConfigError("bench.motion.* and bench.video.*: quotas must be >= 0")
         if self.ray.max_retries < 0:
             raise ConfigError(f"ray.max_retries: must be >= 0, got {self.ray.max_retries}")
         kinds_seen = set()

@@ -167,7 +167,9 @@ def _dataset_card(manifest: dict) -> str:
         lines.append("  data_files:")
         for split in splits:
             pattern = f"{table}/*.parquet" if split == "all" else f"{table}/{split}/*.parquet"
-            lines.append(f"  - split: {'train' if split == 'all' else split}\n    path: {pattern}")
+            # one-folder tables need a split name for `datasets`: the bench is held-out test data
+            name = split if split != "all" else ("test" if table == "bench" else "train")
+            lines.append(f"  - split: {name}\n    path: {pattern}")
     lines += ["---", "", "# MoVid build (movid)", "",
               f"Built by movid {manifest['code_version']} (schema {manifest['schema_version']}, config "
               f"`{manifest['config_hash']}`) from: " + ", ".join(f"{s['kind']}" for s in manifest["sources"]) + ".",
@@ -241,6 +243,12 @@ def commit_build(state: RunState, unit_stats: list[dict], cfg: BuildConfig, iden
         raise BuildError("table-level validation failed (details in "
                          f"{state.dir}/failed-validation.json and {state.out}/validation/data_docs/index.html):\n"
                          + "\n".join(lines))  # fmt: skip
+    from model.bench import commit_bench  # the QA bench from the committed test split (bench.enabled)
+
+    if (bench := commit_bench(state.out, manifest["shards"], cfg)) is not None:
+        manifest["shards"] += bench["shards"]
+        manifest["counts"]["bench"] = {"all": bench["rows"]}
+        manifest["bench"] = bench | {"shards": [s["path"] for s in bench["shards"]]}
     atomic_write_bytes(state.out / "README.md", _dataset_card(manifest).encode())
     atomic_write_json(state.manifest_file, manifest)  # last: its presence marks the build complete
     return manifest

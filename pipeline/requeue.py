@@ -48,7 +48,7 @@ def _uncommit(state: RunState) -> None:
                 src.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(dst, src)
         commit_file.unlink()
-    for table in ("motion", "video", "instruction", "quarantine", "validation"):
+    for table in ("motion", "video", "instruction", "quarantine", "validation", "bench"):
         shutil.rmtree(state.out / table, ignore_errors=True)  # only empty split folders (and old docs) remain
     (state.out / "README.md").unlink(missing_ok=True)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from schemas.bench import BENCH_SCHEMA
 from schemas.instruction import INSTRUCTION_SCHEMA
 from schemas.motion import MOTION_SCHEMA
 from schemas.quarantine import QUARANTINE_SCHEMA
@@ -34,6 +35,7 @@ TABLES: dict[str, pa.Schema] = {
     "instruction": INSTRUCTION_SCHEMA,
     "video": VIDEO_SCHEMA,
     "quarantine": QUARANTINE_SCHEMA,
+    "bench": BENCH_SCHEMA,  # model/bench.py: test-split QA chosen by category quotas
 }
 
 

@@ -1,7 +1,8 @@
 """A small OpenAI-compatible chat-completions server on loopback, for tests and benchmarks.
 
 It answers ``POST /v1/chat/completions`` with QA JSON grounded in the "travel:" and "jumps:" lines of
-the prompt (what a good model would say), and injects faults at given rates: latency, 429 with
+the prompt (what a good model would say), answers judge prompts (``judge_qa``: yes/5 when the predicted
+answer equals the correct one, else no/1), and injects faults at given rates: latency, 429 with
 Retry-After, 500, malformed or truncated JSON, and stalls longer than the client's timeout. It counts
 requests per prompt so tests can prove what was (not) paid for.
 """
@@ -53,6 +54,10 @@ class FakeLLM:
         self.server.server_close()
 
     def answer(self, prompt: str) -> dict:
+        judged = re.search(r"Correct Answer: (.*)\nPredicted Answer: (.*)\n", prompt)
+        if judged:  # a judge request (configs/prompts/judge_qa.v1.txt): yes/5 when the prediction is the answer
+            same = judged.group(1).strip() == judged.group(2).strip()
+            return {"pred": "yes", "score": 5} if same else {"pred": "no", "score": 1}
         travel = re.search(r"travel: ([a-z ]+) \(", prompt)
         jumps = re.search(r"jumps: (\d+)", prompt)
         direction = travel.group(1) if travel else "in place"

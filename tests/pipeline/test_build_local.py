@@ -57,7 +57,7 @@ def test_caption_lines_reconcile(broken_tree, broken_build):
 def test_manifest_matches_shards(broken_build):
     out, manifest = broken_build
     assert manifest["schema_version"] == SCHEMA_VERSION
-    on_disk = sorted(p.relative_to(out).as_posix() for t in ("motion", "instruction", "quarantine")
+    on_disk = sorted(p.relative_to(out).as_posix() for t in ("motion", "instruction", "quarantine", "bench")
                      for p in (out / t).rglob("*.parquet"))  # fmt: skip
     assert sorted(s["path"] for s in manifest["shards"]) == on_disk
     for s in manifest["shards"]:
@@ -143,3 +143,18 @@ def test_annotation_does_not_depend_on_caption_conversations(clean_tree, tmp_pat
     assert m["reconciliation"]["ok"]
     none = local_build(clean_tree, tmp_path / "c", "instructions.caption_conversations=false", "annotator.backend=none")
     assert none["counts"]["instruction"] == {} and none["reconciliation"]["ok"]
+
+
+def test_a_start_killed_before_recording_its_build_is_resumed(clean_tree, tmp_path):
+    """The driver can die between creating OUT/.movid and renaming run.json into it (seen in the fault
+    suite): the rerun must not mistake that for someone else's folder."""
+    out = tmp_path / "out"
+    (out / ".movid").mkdir(parents=True)
+    (out / ".movid" / ".run.json.tmp-1234abcd").write_text("{")
+    m = local_build(clean_tree, out, "plan.unit_size=16")
+    assert m["reconciliation"]["ok"] and (out / ".movid" / "run.json").is_file()
+    other = tmp_path / "other"
+    (other / ".movid").mkdir(parents=True)
+    (other / ".movid" / "notes.txt").write_text("not ours")
+    with pytest.raises(RunStateError, match="holds no movid build"):
+        local_build(clean_tree, other)

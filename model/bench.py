@@ -1,0 +1,176 @@
+"""The bench table (MoVid-Bench style): one row per question-answer turn pair of the **test** split's QA
+conversations, chosen per (modality, category) by quotas that default to MoVid-Bench's counts (motion:
+body part 205, sequentiality 171, direction 140, reasoning 148, hallucination 36 of 700; video: 167, 216,
+43, 185, 39 of 650), scaled to the questions available, picked deterministically by seed.
+
+Scaling: per modality, ``s = min(1, available / quota total)`` over the categories with a quota; each
+category then takes ``min(available_c, max(1, round(quota_c * s)))`` questions (proportions kept as far as
+the scarce categories allow; a category with questions is never left empty), the ones whose
+``sha256(seed:question_id)`` sorts first — independent of row order, so the same build gives the same bench.
+A question from a clip of another split is a bug and raises :class:`BenchLeakError`.
+
+Written at commit (``pipeline/manifest.py`` calls :func:`commit_bench`) as ``OUT/bench/part-00000.parquet``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import re
+from collections import Counter
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from schemas.bench import BENCH_SCHEMA
+
+__all__ = ["BENCH_PATH", "BenchLeakError", "bench_rows", "commit_bench", "qa_pairs", "read_bench", "select"]
+
+BENCH_PATH = "bench/part-00000.parquet"
+BENCH_MODALITIES = ("motion", "video")
+_PLACEHOLDER = re.compile(r"<(motion|video)>\s*")
+
+
+class BenchLeakError(RuntimeError):
+    """A bench question comes from (or is about a clip of) a split other than test."""
+
+
+def _clean(text: str) -> str:
+    return _PLACEHOLDER.sub("", text).strip()
+
+
+def qa_pairs(row: dict) -> list[dict]:
+    """Bench rows of one instruction row (a dict of the instruction schema): its k-th user/assistant pair."""
+    turns = row["conversations"]
+    out = []
+    for k in range(len(turns) // 2):
+        q, a = turns[2 * k], turns[2 * k + 1]
+        if q["role"] != "user" or a["role"] != "assistant":
+            continue
+        out.append({"question_id": f"{row['sample_id']}#{k}", "sample_id": row["sample_id"],
+                    "question": _clean(q["content"]), "answer": a["content"].strip(), "category": row["category"],
+                    "modality": row["modality"], "motion_id": row.get("motion_id"), "video_id": row.get("video_id"),
+                    "split": row["split"]})  # fmt: skip
+    return out
+
+
+def _rank(seed: int, question_id: str) -> str:
+    return hashlib.sha256(f"{seed}:{question_id}".encode()).hexdigest()
+
+
+def select(candidates: list[dict], quotas: dict[str, dict[str, int]], seed: int) -> tuple[list[dict], dict]:
+    """Choose bench rows from ``candidates`` (bench-row dicts) by ``quotas`` {modality: {category: n}}.
+    Returns (rows sorted by question_id, {modality: {category: {quota, available, target, chosen}}})."""
+    by_key: dict[tuple[str, str], list[dict]] = {}
+    for c in candidates:
+        by_key.setdefault((c["modality"], c["category"]), []).append(c)
+    chosen, stats = [], {}
+    for modality, q in quotas.items():
+        wanted = {cat: n for cat, n in q.items() if n > 0}
+        avail = {cat: len(by_key.get((modality, cat), [])) for cat in wanted}
+        total_quota = sum(wanted.values())
+        s = min(1.0, sum(avail.values()) / total_quota) if total_quota else 0.0
+        stats[modality] = {}
+        for cat, n in wanted.items():
+            target = min(avail[cat], max(1, int(round(n * s))))  # every category with questions shows up
+            pool = sorted(by_key.get((modality, cat), []), key=lambda r: _rank(seed, r["question_id"]))
+            chosen += pool[:target]
+            stats[modality][cat] = {"quota": n, "available": avail[cat], "target": max(1, int(round(n * s))),
+                                    "chosen": target}  # fmt: skip
+    return sorted(chosen, key=lambda r: r["question_id"]), stats
+
+
+def _quotas(bench_cfg) -> dict[str, dict[str, int]]:
+    return {m: dataclasses.asdict(getattr(bench_cfg, m)) for m in BENCH_MODALITIES}
+
+
+def bench_rows(instructions: list[dict], bench_cfg, seed: int, *, video_motion: dict[str, str | None] | None = None,
+               other_split_clips: set[str] | None = None) -> tuple[list[dict], dict]:
+    """The bench from instruction rows (dicts). Only ``split == "test"`` QA rows are candidates; the chosen
+    rows are checked again (split, and that no motion/video id belongs to ``other_split_clips``)."""
+    video_motion = video_motion or {}
+    candidates = []
+    for r in instructions:
+        if r["task"] != "qa" or r["split"] != "test" or r["modality"] not in BENCH_MODALITIES or not r.get("category"):
+            continue
+        for p in qa_pairs(r):
+            if p["motion_id"] is None and p["video_id"] is not None:
+                p["motion_id"] = video_motion.get(p["video_id"])  # the motion the video shows, if linked
+            candidates.append(p)
+    rows, stats = select(candidates, _quotas(bench_cfg), seed)
+    check_no_leak(rows, other_split_clips or set())
+    return rows, stats
+
+
+def check_no_leak(rows: list[dict], other_split_clips: set[str]) -> None:
+    for r in rows:
+        if r["split"] != "test":
+            raise BenchLeakError(f"bench question {r['question_id']} comes from split {r['split']!r}, not test")
+        for key in ("motion_id", "video_id"):
+            if r[key] is not None and r[key] in other_split_clips:
+                raise BenchLeakError(f"bench question {r['question_id']}: {key} {r[key]!r} is in a train/val split")
+
+
+def _read(out: Path, shards: list[dict], table: str, columns: list[str], split: str | None = None) -> list[dict]:
+    paths = [out / s["path"] for s in shards if s["table"] == table and (split is None or s["split"] == split)]
+    return [r for p in paths for r in pq.read_table(p, columns=columns).to_pylist()]
+
+
+def commit_bench(out: str | Path, shards: list[dict], cfg) -> dict | None:
+    """Write ``OUT/bench/part-00000.parquet`` (more parts past ``shard.max_rows`` rows) from the committed
+    shards (manifest entries) of a build. Returns ``{"rows", "sha256" (of the parts' sha256s in order; with
+    one part, the sha256 of its sha256), "shards" (manifest shard entries), "seed", "by_modality",
+    "selection" (per category: quota, available, target, chosen)}``, or None when ``bench.enabled`` is false."""
+    from pipeline.runstate import atomic_write_bytes
+    from pipeline.shards import file_sha256, parquet_options
+    from schemas import check_conforms, with_table_metadata
+
+    if not cfg.bench.enabled:
+        return None
+    out = Path(out)
+    instr_cols = ["sample_id", "modality", "motion_id", "video_id", "task", "category", "conversations", "split"]
+    instructions = _read(out, shards, "instruction", instr_cols, split="test")
+    videos = _read(out, shards, "video", ["video_id", "motion_id", "split"])
+    motions = _read(out, shards, "motion", ["motion_id", "parent_id", "mirror_of", "split"])
+    others = {v["video_id"] for v in videos if v["split"] != "test"}
+    for m in motions:  # a clip's id, its sub-clips' and mirror's roots: none may be outside test
+        if m["split"] != "test":
+            others |= {m["motion_id"]} | {x for x in (m["parent_id"], m["mirror_of"]) if x}
+    seed = cfg.seed if cfg.bench.seed is None else cfg.bench.seed
+    rows, stats = bench_rows(instructions, cfg.bench, seed,
+                             video_motion={v["video_id"]: v["motion_id"] for v in videos},
+                             other_split_clips=others)  # fmt: skip
+    table = pa.Table.from_pylist(rows, schema=BENCH_SCHEMA)
+    check_conforms(table, "bench")
+    table = table.replace_schema_metadata(with_table_metadata(table.schema, "bench").metadata)
+    opts = parquet_options(table.schema, cfg.shard.compression, cfg.shard.row_group_rows)
+    folder = out / "bench"
+    for stale in folder.glob("part-*.parquet") if folder.is_dir() else ():
+        stale.unlink()  # a rerun of the commit writes them all again
+    folder.mkdir(parents=True, exist_ok=True)
+    parts = []
+    for j, start in enumerate(range(0, max(table.num_rows, 1), cfg.shard.max_rows)):  # shard.max_rows per file
+        part = table.slice(start, cfg.shard.max_rows)
+        sink = pa.BufferOutputStream()
+        pq.write_table(part, sink, **opts)
+        rel = f"bench/part-{j:05d}.parquet"
+        atomic_write_bytes(out / rel, sink.getvalue().to_pybytes())
+        parts.append({"table": "bench", "split": "_", "rows": part.num_rows, "bytes": os.path.getsize(out / rel),
+                      "sha256": file_sha256(out / rel), "path": rel})  # fmt: skip
+    digest = hashlib.sha256("\n".join(p["sha256"] for p in parts).encode()).hexdigest()
+    return {"rows": table.num_rows, "sha256": digest, "shards": parts, "seed": seed,
+            "by_modality": dict(Counter(r["modality"] for r in rows)), "selection": stats}  # fmt: skip
+
+
+def read_bench(path: str | Path) -> list[dict]:
+    """Bench rows from a build folder, its ``bench/`` folder or a Parquet file."""
+    p = Path(path)
+    if p.is_dir() and (p / "bench").is_dir():
+        p = p / "bench"
+    files = sorted(p.glob("*.parquet")) if p.is_dir() else [p]
+    if not files:
+        raise FileNotFoundError(f"{path}: no bench shard (build with bench.enabled=true)")
+    return [r for f in files for r in pq.read_table(f).to_pylist()]
+
