@@ -9,7 +9,7 @@ Judges:
   installed files; no hub access).
 - ``openai``: any OpenAI-compatible endpoint, through the annotator's client (``stages/llm_client.py``:
   retries, rate limit, response cache, one re-ask on a malformed answer), with the versioned prompt
-  ``configs/prompts/judge_qa.v1.txt`` (Video-ChatGPT's QA evaluation). ``repeats`` runs it K times with
+  ``configs/prompts/judge_qa.v1.txt`` (the yes/no + 0–5 protocol of the Video-ChatGPT QA evaluation, in our own words). ``repeats`` runs it K times with
   distinct seeds and reports the judge's own variance.
 
 Every run also scores a calibration set drawn from the bench: the reference as the prediction (must be
