@@ -195,6 +195,10 @@ def run_unit(unit: WorkUnit, cfg: BuildConfig, out: str) -> dict:
     if delay:
         time.sleep(delay)
     inject_faults(unit)  # test-only faults (MOVID_FAULT_*)
+    if cfg.validation.enabled:
+        from stages.validate import preload
+
+        preload()
     t0 = time.perf_counter()
     ingest = _ingest(unit, cfg)
     seconds = {"ingest": time.perf_counter() - t0}

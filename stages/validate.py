@@ -48,8 +48,30 @@ def gx_module():
     return great_expectations
 
 
-@lru_cache(maxsize=1)
+_PRELOAD: list = []
+
+
+def preload() -> None:
+    """Start importing great-expectations (2-4 s of Python) in a background thread, once per process, so
+    it overlaps a unit's ingest (file reads and numpy, which release the GIL) instead of following it."""
+    if not _PRELOAD:
+        import threading
+
+        _PRELOAD.append(threading.Thread(target=_context, name="movid-gx-import", daemon=True))
+        _PRELOAD[0].start()
+
+
+_CONTEXT_LOCK = __import__("threading").Lock()
+
+
 def _context():
+    """The process's ephemeral great-expectations context (made once; safe from several threads)."""
+    with _CONTEXT_LOCK:
+        return _make_context()
+
+
+@lru_cache(maxsize=1)
+def _make_context():
     gx = gx_module()
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
