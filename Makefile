@@ -6,6 +6,7 @@ MOVID  := $(VENV)/bin/movid
 STAMP  := $(VENV)/.movid-installed
 DEMO_DATA ?= demo_data
 DEMO_OUT  ?= demo_out
+DEMO_RUN  ?= demo_run
 # CPU build of torch that this machine has on disk; an unpinned torch would pull a multi-GB CUDA build.
 TORCH_PIN ?= torch==2.13.0
 
@@ -30,6 +31,13 @@ demo: setup
 	$(MOVID) sample-data $(DEMO_DATA) --motions 300 --seed 0 --broken
 	$(MOVID) build --source humanml3d=$(DEMO_DATA)/humanml3d --source video=$(DEMO_DATA)/videos --out $(DEMO_OUT) --config configs/demo.yaml --overwrite
 	$(MOVID) inspect $(DEMO_OUT)
+	# the tiny MotionLLM-style model: local random LM + tokenizer + vision tower, stage 1 on the captions,
+	# then it answers the demo bench and the offline judge scores it (a random frozen LM: expect ~0 %)
+	$(PY) -m model.tiny --data $(DEMO_OUT) --dest $(DEMO_OUT)/tiny_models
+	rm -rf $(DEMO_RUN)
+	$(MOVID) train --config configs/train/tiny_stage1.yaml --data $(DEMO_OUT) --out $(DEMO_RUN) --executor local --quiet \
+		--set lm.path=$(DEMO_OUT)/tiny_models/lm --set video.tower=$(DEMO_OUT)/tiny_models/vision
+	$(MOVID) evaluate --checkpoint $(DEMO_RUN) --bench $(DEMO_OUT)/bench --quiet --out $(DEMO_RUN)/scores.json
 	$(MOVID) report $(DEMO_OUT)
 
 test: setup browser
@@ -52,9 +60,11 @@ bench: setup
 	$(PY) bench/kinematics.py
 	$(PY) bench/frames.py
 	$(PY) bench/annotate.py
+	$(PY) bench/validate.py
+	$(PY) bench/train.py
 
 lint: setup
 	$(VENV)/bin/ruff check .
 
 clean:
-	rm -rf $(DEMO_DATA) $(DEMO_OUT) .pytest_cache
+	rm -rf $(DEMO_DATA) $(DEMO_OUT) $(DEMO_RUN) .pytest_cache

@@ -126,7 +126,25 @@ def _cmd_report(args) -> int:
     return 0
 
 
-def _cmd_score(args) -> int:
+def _cmd_evaluate(args) -> int:
+    from pathlib import Path
+
+    from model.bench import read_bench
+    from model.evaluate import predict_bench
+
+    bench = read_bench(args.bench)
+    bench_path = Path(args.bench)
+    data = Path(args.data) if args.data else (bench_path.parent if bench_path.name == "bench" else bench_path)
+    dest = Path(args.predictions_out) if args.predictions_out else Path(args.checkpoint) / "predictions.jsonl"
+    if args.limit:
+        bench = bench[: args.limit]
+    predict_bench(args.checkpoint, bench, data, dest, max_new_tokens=args.max_new_tokens, show_progress=not args.quiet)
+    print(f"answers: {dest}")
+    args.predictions = str(dest)
+    return _cmd_score(args, bench)
+
+
+def _cmd_score(args, bench: list | None = None) -> int:
     from model.bench import read_bench
     from model.score import (
         OfflineJudge,
@@ -138,7 +156,7 @@ def _cmd_score(args) -> int:
         write_json,
     )
 
-    bench = read_bench(args.bench)
+    bench = bench if bench is not None else read_bench(args.bench)
     predictions = read_predictions(args.predictions)
     if args.judge == "openai":
         if not os.environ.get(args.api_key_env):
@@ -220,9 +238,30 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--samples", type=int, default=12, help="clips in the sample browser")
     rp.set_defaults(fn=_cmd_report)
 
-    sc = sub.add_parser("score", help="score predictions on the bench (accuracy and 0-5 score per category, 95% CIs)")
-    sc.add_argument("--bench", required=True, help="OUT/bench (or OUT, or a bench Parquet file)")
+    sc = sub.add_parser("score", help="score predictions on the bench (accuracy and 0-5 score per category, 95%% CIs)")
     sc.add_argument("--predictions", required=True, help="JSONL or Parquet with question_id, prediction")
+    _score_options(sc)
+    sc.set_defaults(fn=_cmd_score)
+
+    ev = sub.add_parser("evaluate", help="answer the bench with a trained checkpoint, then score the answers")
+    ev.add_argument("--checkpoint", required=True, help="a run folder of movid train (its latest checkpoint) or a checkpoint")
+    ev.add_argument("--data", help="the build holding the bench's motions and videos (default: the bench's build)")
+    ev.add_argument("--predictions-out", help="where the answers go (default: RUN/predictions.jsonl)")
+    ev.add_argument("--limit", type=int, help="answer only the first N questions (a quick look)")
+    ev.add_argument("--max-new-tokens", type=int, default=64)
+    ev.add_argument("--quiet", action="store_true", help="no progress bar")
+    _score_options(ev)
+    ev.set_defaults(fn=_cmd_evaluate)
+
+    from model.cli import add_generate_parser, add_train_parser  # the trainer (docs/training.md)
+
+    add_train_parser(sub)
+    add_generate_parser(sub)
+    return p
+
+
+def _score_options(sc: argparse.ArgumentParser) -> None:
+    sc.add_argument("--bench", required=True, help="OUT/bench (or OUT, or a bench Parquet file)")
     sc.add_argument("--judge", choices=["offline", "openai"], default="offline")
     sc.add_argument("--repeats", type=int, default=1, help="judge every question K times (distinct seeds)")
     sc.add_argument("--seed", type=int, default=0, help="judge seed of the first repeat; also the bootstrap's")
@@ -236,8 +275,6 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--temperature", type=float, default=0.0)
     sc.add_argument("--requests-per-minute", type=float)
     sc.add_argument("--structured-output", default="json_schema", choices=["json_schema", "json_object", "none"])
-    sc.set_defaults(fn=_cmd_score)
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:

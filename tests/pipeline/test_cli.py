@@ -46,3 +46,17 @@ def test_config_errors_stop_before_any_work(tmp_path):
 def test_inspect_of_a_non_build_fails_clearly(tmp_path):
     r = run("inspect", str(tmp_path))
     assert r.returncode == 1 and "holds no movid build" in r.stderr
+
+
+def test_help_lists_every_command(capsys):
+    import pytest
+
+    from pipeline.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    for command in ("sample-data", "build", "inspect", "validate", "requeue", "export", "report", "score", "train",
+                    "generate"):  # fmt: skip
+        assert command in text
