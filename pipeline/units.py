@@ -195,7 +195,9 @@ def run_unit(unit: WorkUnit, cfg: BuildConfig, out: str) -> dict:
     if delay:
         time.sleep(delay)
     inject_faults(unit)  # test-only faults (MOVID_FAULT_*)
-    if cfg.validation.enabled:
+    if cfg.validation.enabled and cfg.annotator.backend != "openai":
+        # (with an LLM annotator the import is noise next to the requests, and a thread holding the GIL
+        # for seconds would delay request sends, blurring the rate limit's spacing)
         from stages.validate import preload
 
         preload()
