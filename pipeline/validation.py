@@ -101,15 +101,15 @@ def _suite_inputs(frames: dict):
     return checks
 
 
-def table_checks(out: str | Path, shards: list[dict], *, data_docs: bool = True) -> dict:
+def table_checks(out: str | Path, shards: list[dict]) -> dict:
     """Run the table-level checks over ``shards`` (manifest entries: table, path) of the build in ``out``.
     Returns ``{"ok", "checks": {check: {"ok", "unexpected", "examples"}}}``; Data Docs go to
-    ``out/validation/data_docs`` when ``data_docs``."""
+    ``out/validation/data_docs``."""
     out = Path(out)
     frames = _frames(out, shards)
     results: dict[str, dict] = {}
     inputs = _suite_inputs(frames)
-    ctx = _docs_context(out) if data_docs else None
+    ctx = _docs_context(out)
     for name, df, expectations in inputs:
         for meta, count, values in _run(ctx, name, df, expectations):
             check = meta["check"]
@@ -120,8 +120,7 @@ def table_checks(out: str | Path, shards: list[dict], *, data_docs: bool = True)
                 entry["examples"] += values[: EXAMPLES - len(entry["examples"])]
     for check in ("duplicate_id", "split_leakage", "dangling_motion_reference", "dangling_video_reference"):
         results.setdefault(check, {"ok": True, "unexpected": 0, "examples": []})
-    if ctx is not None:
-        ctx.build_data_docs(site_names=["movid"])
+    ctx.build_data_docs(site_names=["movid"])
     return {"ok": all(r["ok"] for r in results.values()), "checks": dict(sorted(results.items()))}
 
 
@@ -147,12 +146,6 @@ def _run(ctx, name: str, df, expectations: list) -> list[tuple[dict, int, list]]
     from stages.validate import gx_module
 
     gx = gx_module()
-    if ctx is None:  # no Data Docs: the per-process suites of the record-level checks
-        from stages.validate import run_suite
-
-        failed = {m["check"]: rows for m, rows, _ in run_suite(f"table_{name}", df, expectations)}
-        return [(e.meta, len(failed.get(e.meta["check"], [])), _values(df, failed.get(e.meta["check"], [])))
-                for e in expectations]  # fmt: skip
     ds = ctx.data_sources.add_pandas(f"movid_{name}")
     batch = ds.add_dataframe_asset(name).add_batch_definition_whole_dataframe("all")
     suite = ctx.suites.add(gx.ExpectationSuite(name=name))
