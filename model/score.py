@@ -246,10 +246,10 @@ def _openai_judge_class():
             return [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": req.prompt}]
 
         def judge_requests(self, requests: list[_JudgeRequest]):
-            import asyncio
+            from stages.llm_client import _Runtime
 
             self.schema, self.validator = JUDGE_SCHEMA, _JudgeValidator()
-            return asyncio.run(self._answer_all(requests)) if requests else []
+            return _Runtime.get().run(self._answer_all(requests)) if requests else []
 
     return _Judge
 

@@ -114,6 +114,7 @@ class AnnotatorConfig:
     model: str = "gpt-4o-mini"
     api_key_env: str = "OPENAI_API_KEY"  # the name of the variable; the key itself never enters the config
     max_in_flight: int = 8  # concurrent requests per worker
+    http_client: str = "aiohttp"  # the openai client's HTTP layer: aiohttp (openai[aiohttp], less CPU) | httpx
     requests_per_minute: float | None = None  # for the whole build, all workers together
     tokens_per_minute: float | None = None  # likewise (prompt estimate + max_tokens per request)
     structured_output: str = "json_schema"  # json_schema (OpenAI, vLLM) | json_object (llama.cpp server) | none
@@ -249,6 +250,8 @@ class BuildConfig:
             raise ConfigError(f"frames.jpeg_quality: 1..100, got {self.frames.jpeg_quality}")
         if self.annotator.backend not in ("offline", "openai", "none"):
             raise ConfigError(f"annotator.backend: must be offline, openai or none, got {self.annotator.backend!r}")
+        if self.annotator.http_client not in ("aiohttp", "httpx"):
+            raise ConfigError(f"annotator.http_client: aiohttp or httpx, got {self.annotator.http_client!r}")
         if self.annotator.structured_output not in ("json_schema", "json_object", "none"):
             raise ConfigError(f"annotator.structured_output: json_schema, json_object or none, got "
                               f"{self.annotator.structured_output!r}")  # fmt: skip

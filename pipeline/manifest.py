@@ -213,7 +213,7 @@ def commit_build(state: RunState, unit_stats: list[dict], cfg: BuildConfig, iden
         "schema_version": SCHEMA_VERSION,
         "code_version": code_version(),
         **identity,
-        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "config": config_to_dict(cfg),
         "sources": [{"kind": s.kind, "path": s.path} for s in cfg.sources],
         "counts": counts,

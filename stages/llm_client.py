@@ -8,6 +8,7 @@ cache that makes a rerun free. The API key is read from the environment and neve
 from __future__ import annotations
 
 import asyncio
+import atexit
 import base64
 import hashlib
 import json
@@ -15,6 +16,7 @@ import logging
 import os
 import random
 import threading
+import time
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -96,15 +98,16 @@ class ResponseCache:
     def key(**parts) -> str:
         return hashlib.sha256(json.dumps(parts, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
-    def _path(self, key: str) -> Path:
-        return self.folder / key[:2] / f"{key}.json"
+    def _path(self, key: str) -> str:
+        return f"{self.folder}/{key[:2]}/{key}.json"
 
     def get(self, key: str) -> dict | None:
         path = self._path(key)
-        if not path.exists():  # a stat is cheaper than a failing open
+        if not os.path.exists(path):  # a stat is cheaper than a failing open
             return None
         try:
-            return json.loads(path.read_text())
+            with open(path, "rb") as f:
+                return json.loads(f.read())
         except (OSError, ValueError):
             return None
 
@@ -143,24 +146,34 @@ class ResponseCache:
 
     def _write(self, key: str, value: dict) -> None:
         path = self._path(key)
-        if path.parent not in self._made:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._made.add(path.parent)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{random.getrandbits(32):08x}")
-        tmp.write_text(json.dumps(value, sort_keys=True))
+        folder = path[: path.rindex("/")]
+        if folder not in self._made:
+            os.makedirs(folder, exist_ok=True)
+            self._made.add(folder)
+        # Plain os calls: the writer thread shares the GIL with the event loop, so it keeps its Python short.
+        tmp = f"{folder}/.{key}.{os.getpid()}.{random.getrandbits(32):08x}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            os.write(fd, json.dumps(value, sort_keys=True).encode())
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
+
+
+def _httpx():
+    """The HTTP library this openai release is built on (httpx2 in 3.x, httpx before)."""
+    try:
+        import httpx2 as httpx
+    except ImportError:
+        import httpx
+    return httpx
 
 
 @lru_cache(maxsize=1)
 def _ssl_context():
     """The TLS context the client would build (system trust as its HTTP library sets it up), made once:
     building it loads the CA bundle, ~25 ms per client otherwise."""
-    try:  # the HTTP library this openai release is built on
-        import httpx2 as httpx
-    except ImportError:
-        import httpx
-
-    return httpx.create_ssl_context()
+    return _httpx().create_ssl_context()
 
 
 def _retry_after(exc) -> float | None:
@@ -172,6 +185,106 @@ def _retry_after(exc) -> float | None:
         return None
 
 
+class _Prefetch:
+    """A thread that prepares requests ahead of the workers: messages, cache key and the cache lookup — a
+    stat, and a read on a hit: blocking filesystem calls (~0.1 ms on a local disk while the cache writer
+    creates files, ~1 ms on NFS) that would otherwise stall the event loop and every request on it. It
+    stays at most ``lead`` requests ahead; a request it has not reached yet is prepared by its worker."""
+
+    def __init__(self, requests, prepare, lead: int):
+        self.requests, self.prepare, self.lead = requests, prepare, lead
+        self.ready: dict[int, tuple] = {}
+        self.taken = -1  # the highest index a worker has taken
+        self.stopped = False
+        self.thread = threading.Thread(target=self._run, name="movid-llm-prefetch", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        for i, req in enumerate(self.requests):
+            while i - self.taken > self.lead and not self.stopped:
+                time.sleep(0.002)
+            if self.stopped:
+                return
+            if i > self.taken:  # not taken meanwhile
+                try:
+                    self.ready[i] = self.prepare(req)
+                except Exception:  # noqa: BLE001 - the worker prepares it again and meets the error itself
+                    pass
+
+    def take(self, i: int) -> tuple:
+        self.taken = i
+        got = self.ready.pop(i, None)
+        return got if got is not None else self.prepare(self.requests[i])
+
+    def close(self) -> None:
+        self.stopped = True
+        self.thread.join()
+
+
+class _Runtime:
+    """The process's event loop for LLM requests, in a daemon thread, and the openai clients on it: a Ray
+    worker runs many units one after another, and each would otherwise open its connections (TCP, TLS) anew
+    and pay a slow first round of requests. Clients are kept per (endpoint, key, timeout, HTTP layer,
+    connections); the few most recent are kept open, older ones closed. Fork-aware: a child process gets
+    its own."""
+
+    KEEP = 4
+
+    def __init__(self):
+        self.pid = os.getpid()
+        self.loop = asyncio.new_event_loop()
+        self.clients: dict[tuple, list] = {}  # insertion order = least recently used first
+        threading.Thread(target=self.loop.run_forever, name="movid-llm-loop", daemon=True).start()
+
+    _current: _Runtime | None = None
+    _lock = threading.Lock()
+
+    @classmethod
+    def get(cls) -> _Runtime:
+        with cls._lock:
+            if cls._current is None or cls._current.pid != os.getpid():
+                cls._current = cls()
+                atexit.register(cls._current.close)
+            return cls._current
+
+    def run(self, coro):
+        """Runs ``coro`` on the loop and waits; an interrupt of the caller cancels it."""
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()
+            raise
+
+    async def clients_for(self, key: tuple, make) -> list:
+        """On the loop: the clients for ``key`` (made by ``make()`` the first time)."""
+        if key in self.clients:
+            self.clients[key] = self.clients.pop(key)  # most recently used
+            return self.clients[key]
+        self.clients[key] = made = make()
+        while len(self.clients) > self.KEEP:
+            for client in self.clients.pop(next(iter(self.clients))):
+                await client.close()
+        return made
+
+    def close(self) -> None:
+        """At exit: close every connection (aiohttp warns about sessions left open), then stop the loop."""
+        if self.pid != os.getpid() or not self.loop.is_running():
+            return
+
+        async def close_all():
+            for clients in self.clients.values():
+                for client in clients:
+                    await client.close()
+            self.clients.clear()
+
+        try:
+            asyncio.run_coroutine_threadsafe(close_all(), self.loop).result(timeout=5)
+        except Exception:  # noqa: BLE001 - best effort while the interpreter exits
+            pass
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
 class OpenAIAnnotator:
     name = "openai"
 
@@ -181,6 +294,8 @@ class OpenAIAnnotator:
         key = os.environ.get(cfg.api_key_env)
         if not key:
             raise AnnotatorError(f"annotator.api_key_env: the environment variable {cfg.api_key_env} is not set")
+        if cfg.http_client not in ("aiohttp", "httpx"):
+            raise AnnotatorError(f"annotator.http_client: {cfg.http_client!r} is not aiohttp or httpx")
         if cfg.structured_output not in ("json_schema", "json_object", "none"):
             raise AnnotatorError(f"annotator.structured_output: {cfg.structured_output!r} is not json_schema, "
                                  "json_object or none")  # fmt: skip
@@ -206,35 +321,75 @@ class OpenAIAnnotator:
         (image parts of the request); video_qa: QA from a video's re-caption and captions (text only)."""
         self.schema = SCHEMAS[kind](self.cfg.qa_per_clip)
         self.validator = _validator(kind, self.cfg.qa_per_clip)
-        return asyncio.run(self._answer_all(requests)) if requests else []
+        return _Runtime.get().run(self._answer_all(requests)) if requests else []
 
-    async def _answer_all(self, requests):
+    def _http_client(self):
+        """The official client's HTTP layer: ``aiohttp`` (openai[aiohttp], ``DefaultAioHttpClient``; its C
+        parser and connection pool cost ~40 % less CPU per request than httpx's, which caps a worker's
+        request rate) or ``httpx`` (the client's default)."""
         import openai
 
-        # Several clients, each with a few connections: on every response the HTTP connection pool checks
+        if self.cfg.http_client == "aiohttp":
+            try:
+                import aiohttp  # noqa: F401
+            except ImportError as exc:
+                raise AnnotatorError("annotator.http_client: aiohttp is not installed (pip install 'openai[aiohttp]'), "
+                                     "or set annotator.http_client=httpx") from exc  # fmt: skip
+            return openai.DefaultAioHttpClient(verify=_ssl_context(), limits=_httpx().Limits(
+                max_connections=self.cfg.max_in_flight, max_keepalive_connections=self.cfg.max_in_flight))
+        return openai.DefaultAsyncHttpxClient(verify=_ssl_context())
+
+    async def _answer_all(self, requests):
+        """Answers in request order. ``max_in_flight`` workers take requests in order (no task per request:
+        100k+ clips stay cheap and the first requests go out at once); a prompt asked twice (e.g. mirror
+        twins of a symmetric motion) is asked once, and the later askers count a cache hit."""
+        import openai
+
+        # httpx: several clients, each with a few connections — on every response its connection pool checks
         # each of its connections for expiry (a syscall apiece), so one pool of 64 connections spent ~a third
-        # of a worker's CPU there; pools of <= 8 keep that small (bench/annotate.py).
-        n_clients = max(1, -(-self.cfg.max_in_flight // CONNECTIONS_PER_CLIENT))
-        clients = [openai.AsyncOpenAI(base_url=self.cfg.base_url, api_key=self._key, timeout=self.cfg.timeout_s,
-                                      max_retries=0, http_client=openai.DefaultAsyncHttpxClient(verify=_ssl_context()))
-                   for _ in range(n_clients)]  # fmt: skip
-        gate, limit = asyncio.Semaphore(self.cfg.max_in_flight), self.limiter
-        keyed = [(self._key_for(r), r) for r in requests]
-        unique = dict(keyed)  # identical prompts (e.g. mirror twins of symmetric motions) are asked once
+        # of a worker's CPU there. aiohttp's pool has no such cost: one client.
+        per_client = self.cfg.max_in_flight if self.cfg.http_client == "aiohttp" else CONNECTIONS_PER_CLIENT
+        n_clients = max(1, -(-self.cfg.max_in_flight // per_client))
+        clients = await _Runtime.get().clients_for(
+            (self.cfg.base_url, self._key, self.cfg.timeout_s, self.cfg.http_client, self.cfg.max_in_flight),
+            lambda: [openai.AsyncOpenAI(base_url=self.cfg.base_url, api_key=self._key, timeout=self.cfg.timeout_s,
+                                        max_retries=0, http_client=self._http_client()) for _ in range(n_clients)])
+        out: list[AnswerResult | None] = [None] * len(requests)
+        asked: dict[str, int] = {}  # cache key -> the request that asks it
+        later: list[tuple[int, int]] = []  # (request, the request whose answer it shares)
+        position = iter(range(len(requests)))
+        key_of = self.cache_key_function(self.cfg.model, self.prompt_version, self.params, self.schema)
+
+        def prepare(req):
+            messages = self.messages_for(req)
+            key = key_of(messages)
+            return messages, key, self.cache.get(key)
+
+        async def worker(client):
+            for i in position:  # shared: each index is taken by one worker, in order
+                messages, key, hit = ahead.take(i)
+                if key in asked:
+                    later.append((i, asked[key]))
+                    continue
+                asked[key] = i
+                if hit is not None:
+                    out[i] = AnswerResult(hit["payload"], model=hit["model"], usage=Counter(cache_hits=1))
+                else:
+                    out[i] = await self._answer(client, self.limiter, key, messages)
+
+        ahead = _Prefetch(requests, prepare, lead=4 * self.cfg.max_in_flight)
         try:
             with self.cache.writer():
-                answers = await asyncio.gather(*(self._answer(clients[i % n_clients], gate, limit, k, r)
-                                                 for i, (k, r) in enumerate(unique.items())))  # fmt: skip
+                async with asyncio.TaskGroup() as group:  # a failing worker cancels the others
+                    for w in range(min(self.cfg.max_in_flight, len(requests))):
+                        group.create_task(worker(clients[w % n_clients]))
+        except BaseExceptionGroup as group:  # what failed, not the group
+            raise group.exceptions[0] from None
         finally:
-            for client in clients:
-                await client.close()
-        by_key = dict(zip(unique, answers, strict=True))
-        out, first = [], set()
-        for k, _ in keyed:  # the first user of an answer carries its usage; the others count as cache hits
-            res = by_key[k]
-            out.append(res if k not in first else AnswerResult(res.payload, res.error, res.detail, res.model,
-                                                               Counter(cache_hits=1)))  # fmt: skip
-            first.add(k)
+            ahead.close()
+        for i, first in later:  # the first asker carries the usage; the others count as cache hits
+            res = out[first]
+            out[i] = AnswerResult(res.payload, res.error, res.detail, res.model, Counter(cache_hits=1))
         return out
 
     @staticmethod
@@ -253,36 +408,42 @@ class OpenAIAnnotator:
         return ResponseCache.key(model=model, prompt_version=prompt_version, params=params, messages=messages,
                                  schema=schema)  # fmt: skip
 
-    def _key_for(self, req: ClipRequest) -> str:
-        return self.cache_key(self.cfg.model, self.prompt_version, self.params, self.messages_for(req), self.schema)
+    @staticmethod
+    def cache_key_function(model: str, prompt_version: str, params: dict, schema: dict):
+        """``messages -> cache_key(model, prompt_version, params, messages, schema)``, the same key, with the
+        parts that do not change between requests serialised once (the schema's JSON is twice a prompt's)."""
+        tail = json.dumps({"model": model, "params": params, "prompt_version": prompt_version, "schema": schema},
+                          sort_keys=True, ensure_ascii=False)[1:]  # fmt: skip
+        dumps, sha256 = json.dumps, hashlib.sha256
 
-    async def _answer(self, client, gate, limit, key: str, req: ClipRequest) -> AnswerResult:
-        messages = self.messages_for(req)
-        hit = self.cache.get(key)
-        if hit is not None:
-            return AnswerResult(hit["payload"], model=hit["model"], usage=Counter(cache_hits=1))
+        def key(messages: list[dict]) -> str:  # sorted keys: "messages" comes first
+            return sha256(f'{{"messages": {dumps(messages, sort_keys=True, ensure_ascii=False)}, {tail}'.encode()).hexdigest()
+
+        return key
+
+    async def _answer(self, client, limit, key: str, messages: list[dict]) -> AnswerResult:
+        """A request not in the cache: asked, validated, re-asked once if invalid, cached."""
         usage: Counter = Counter()
-        async with gate:
-            for attempt in range(2):  # the answer, and one re-ask with the validation error
-                result = await self._call(client, limit, messages, usage)
-                if isinstance(result, AnswerResult):
-                    return result
-                content, model = result
-                try:
-                    payload = json.loads(content)
-                    self.validator.validate(payload)
-                except (ValueError, jsonschema_rs.ValidationError) as exc:
-                    problem = exc.message if isinstance(exc, jsonschema_rs.ValidationError) else f"not JSON ({exc})"
-                    if attempt == 0:
-                        usage["reasks"] += 1
-                        messages = messages + [{"role": "assistant", "content": content},
-                                               {"role": "user", "content": f"That answer is invalid: {problem}. "
-                                                "Answer again with JSON only, matching the schema."}]  # fmt: skip
-                        continue
-                    return AnswerResult(None, "invalid_answer", f"{problem}; raw answer: {content[:500]!r}", model, usage)
-                # File creation blocks for ~0.5 ms: off the event loop, so the other requests keep flowing.
-                self.cache.put(key, {"payload": payload, "model": model})
-                return AnswerResult(payload, model=model, usage=usage)
+        for attempt in range(2):  # the answer, and one re-ask with the validation error
+            result = await self._call(client, limit, messages, usage)
+            if isinstance(result, AnswerResult):
+                return result
+            content, model = result
+            try:
+                payload = json.loads(content)
+                self.validator.validate(payload)
+            except (ValueError, jsonschema_rs.ValidationError) as exc:
+                problem = exc.message if isinstance(exc, jsonschema_rs.ValidationError) else f"not JSON ({exc})"
+                if attempt == 0:
+                    usage["reasks"] += 1
+                    messages = messages + [{"role": "assistant", "content": content},
+                                           {"role": "user", "content": f"That answer is invalid: {problem}. "
+                                            "Answer again with JSON only, matching the schema."}]  # fmt: skip
+                    continue
+                return AnswerResult(None, "invalid_answer", f"{problem}; raw answer: {content[:500]!r}", model, usage)
+            # File creation blocks for ~0.5 ms: off the event loop, so the other requests keep flowing.
+            self.cache.put(key, {"payload": payload, "model": model})
+            return AnswerResult(payload, model=model, usage=usage)
         raise AssertionError("unreachable")
 
     async def _call(self, client, limit, messages, usage):

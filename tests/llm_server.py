@@ -31,6 +31,7 @@ class FakeLLM:
         self.lock = threading.Lock()
         self.requests = 0
         self.completed = 0
+        self.connections = 0  # TCP connections accepted
         self.by_prompt: Counter = Counter()
         self.statuses: Counter = Counter()
         self.auth_headers: set[str] = set()
@@ -87,6 +88,11 @@ class FakeLLM:
 
             def log_message(self, *args):  # keep test output clean
                 pass
+
+            def setup(self):
+                super().setup()
+                with owner.lock:
+                    owner.connections += 1
 
             def _send(self, status: int, body: bytes, headers: dict | None = None):
                 self.send_response(status)
