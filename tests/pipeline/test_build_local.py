@@ -158,3 +158,22 @@ def test_a_start_killed_before_recording_its_build_is_resumed(clean_tree, tmp_pa
     (other / ".movid" / "notes.txt").write_text("not ours")
     with pytest.raises(RunStateError, match="holds no movid build"):
         local_build(clean_tree, other)
+
+
+def test_units_collect_garbage_less_often_and_restore_the_thresholds(clean_tree, tmp_path, monkeypatch):
+    import gc
+
+    import pipeline.units as units
+
+    seen = []
+    real = units._run_unit
+
+    def spy(*args):
+        seen.append(gc.get_threshold())
+        return real(*args)
+
+    monkeypatch.setattr(units, "_run_unit", spy)
+    before = gc.get_threshold()
+    local_build(clean_tree, tmp_path / "out")
+    assert seen and all(t[0] >= 20_000 for t in seen)  # inside a unit
+    assert gc.get_threshold() == before  # and back after

@@ -53,7 +53,7 @@ def test_each_implausible_motion_fails_its_own_check(reason):
     table = motion_table([_row("000001", clean), _row("000002", implausible_variants(clean)[reason])])
     result = validate_tables({"motion": table}, _cfg(), source="humanml3d")
     assert [(r.record_id, r.reason, r.stage) for r in result.rejects] == [("000002", reason, "validate")]
-    assert "fails expect_column_values_to_be_between" in result.rejects[0].detail
+    assert "is over validation.plausibility.max_" in result.rejects[0].detail  # names the setting to change
     assert result.tables["motion"].column("motion_id").to_pylist() == ["000001"]
     assert result.counters["motion_in"] == 2 and result.counters["motion_quarantined"] == 1
 
