@@ -404,13 +404,13 @@ class OpenAIAnnotator:
 
     @staticmethod
     def cache_key(model: str, prompt_version: str, params: dict, messages: list[dict], schema: dict) -> str:
-        """The response cache key: model, prompt version, generation parameters, schema and the exact input."""
-        return ResponseCache.key(model=model, prompt_version=prompt_version, params=params, messages=messages,
-                                 schema=schema)  # fmt: skip
+        """The response cache key: model, prompt version, generation parameters, schema and the exact input —
+        ``ResponseCache.key`` of those parts."""
+        return OpenAIAnnotator.cache_key_function(model, prompt_version, params, schema)(messages)
 
     @staticmethod
     def cache_key_function(model: str, prompt_version: str, params: dict, schema: dict):
-        """``messages -> cache_key(model, prompt_version, params, messages, schema)``, the same key, with the
+        """``messages -> ResponseCache.key(model=…, prompt_version=…, params=…, messages=…, schema=…)``, with the
         parts that do not change between requests serialised once (the schema's JSON is twice a prompt's)."""
         tail = json.dumps({"model": model, "params": params, "prompt_version": prompt_version, "schema": schema},
                           sort_keys=True, ensure_ascii=False)[1:]  # fmt: skip

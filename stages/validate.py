@@ -264,8 +264,7 @@ def motion_summary(table: pa.Table, plaus_cfg):
         "fps": fps.astype(np.float64),
         "captions": _first_problem(n, [(n_captions >= 1, "no_caption"), (min_chars >= 1, "empty_caption"),
                                        (spans_ordered, "invalid_span")]),
-        # (for the quarantine's details)
-        "feature_frames": f_len, "joint_frames": j_len, "n_captions": n_captions,
+        "feature_frames": f_len, "joint_frames": j_len,  # (for a shape_mismatch's detail)
     })  # fmt: skip
     if plaus_cfg.action != "off":
         ok = finite & (f_len == j_len)
@@ -363,15 +362,14 @@ def instruction_summary(table: pa.Table, motion_ids: set | None, kept_motions: s
 
     motion_present, motion_kept = refs("motion_id", needs_motion, motion_ids, kept_motions)
     video_present, video_kept = refs("video_id", needs_video, video_ids, kept_videos)
-    shape = np.stack([alternates, every(filled), placeholder], axis=1)
     modality = modality.to_pylist()
     return pd.DataFrame({
         "sample_id": table.column("sample_id").to_pylist(),
         "split": table.column("split").to_pylist(),
         "modality": modality,
         "task": table.column("task").to_pylist(),
-        "conversation": _first_problem(n, [(shape[:, 0], "malformed_conversation"), (shape[:, 1], "empty_turn"),
-                                           (shape[:, 2], "missing_placeholder")]),
+        "conversation": _first_problem(n, [(alternates, "malformed_conversation"), (every(filled), "empty_turn"),
+                                           (placeholder, "missing_placeholder")]),
         "links": _first_problem(n, [(motion_present, "missing_motion"), (video_present, "missing_video"),
                                     (motion_kept, "parent_quarantined"), (video_kept, "parent_quarantined")]),
     })  # fmt: skip

@@ -5,7 +5,7 @@ import pytest
 
 from pipeline.config import AnnotatorConfig
 from stages.annotate import ClipRequest, qa_schema
-from stages.llm_client import AnnotatorError, OpenAIAnnotator
+from stages.llm_client import AnnotatorError, OpenAIAnnotator, ResponseCache
 from tests.llm_server import FakeLLM
 
 
@@ -32,7 +32,10 @@ def _requests(tag, n, travel="forward"):
 def test_fast_cache_key_is_the_cache_key(messages):
     params = {"model": "m", "temperature": 0.7, "max_tokens": 800, "seed": 3, "structured_output": "json_schema"}
     fast = OpenAIAnnotator.cache_key_function("m", "motion_qa.v1", params, qa_schema(6))
-    assert fast(messages) == OpenAIAnnotator.cache_key("m", "motion_qa.v1", params, messages, qa_schema(6))
+    # the key caches written so far use: the sha256 of the sorted-keys JSON of all parts
+    documented = ResponseCache.key(model="m", prompt_version="motion_qa.v1", params=params, messages=messages,
+                                   schema=qa_schema(6))  # fmt: skip
+    assert fast(messages) == documented == OpenAIAnnotator.cache_key("m", "motion_qa.v1", params, messages, qa_schema(6))
     assert fast(messages) != OpenAIAnnotator.cache_key("m", "motion_qa.v2", params, messages, qa_schema(6))
 
 
