@@ -1,12 +1,16 @@
 """Validation throughput and its share of build time.
 
-    .venv/bin/python bench/validate.py [--motions 2000] [--executor local|ray] [--workdir bench_out/validate]
+    .venv/bin/python bench/validate.py [--motions 14616] [--executor local|ray] [--workdir bench_out/validate]
 
-Builds sample data (``--motions`` clips and their mirrors, with sub-clips) once with validation and once
-without, and reads where the time went from the manifest: the record-level suites inside the units
-(great-expectations on the unit's motion, video and instruction tables) and the table-level checks at
-commit (ids, split leakage, references, Data Docs). Then ``movid validate`` revalidates the finished build
+Builds sample data (``--motions`` clips and their mirrors, with sub-clips; by default as many as HumanML3D
+has) once with validation and once without, and reads where the time went from the manifest: the
+record-level suites inside the units (great-expectations on the unit's motion, video and instruction
+tables), each worker process's one-off great-expectations import, and the table-level checks at commit
+(ids, split leakage, references, Data Docs). Then ``movid validate`` revalidates the finished build
 (checksums, schemas, every record, table checks). Goal: validation < 10 % of build time.
+
+The import (~2.3 s a process) does not shrink with the build: on a build of 2,000 clips (~20 s) it is
+~11 % by itself, hence the default of HumanML3D's size and the share printed with and without it.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ def _build(src: Path, out: Path, executor: str, validate: bool) -> tuple[float, 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--motions", type=int, default=2000)
+    ap.add_argument("--motions", type=int, default=14616)  # HumanML3D's clips
     ap.add_argument("--executor", choices=["local", "ray"], default="local")
     ap.add_argument("--workdir", default=str(ROOT / "bench_out" / "validate"))
     args = ap.parse_args()
@@ -57,17 +61,23 @@ def main() -> None:
     v = m["stages"]["validate"]
     rows = v["motion_in"] + v.get("video_in", 0) + v["instruction_in"]
     record_s, table_s = stages["validate"], m["seconds"]["table_checks"]
+    # each worker process's one-off import (its CPU time, in a background thread that slows the stages it
+    # overlaps rather than the validate stage's timer)
+    setup_s = stages.get("validate_setup", 0.0)
     units_s = sum(stages.values())
     print(f"build of {args.motions} clips + mirrors ({args.executor} executor): {rows:,} rows validated "
-          f"({v['motion_in']:,} motions, {v['instruction_in']:,} conversations)")  # fmt: skip
-    print(f"  build with validation {build_s:.1f} s, without {plain_s:.1f} s (difference {build_s - plain_s:+.1f} s)")
-    print(f"  record-level suites in the units: {record_s:.2f} s = {rows / record_s:,.0f} rows/s "
-          f"({100 * record_s / units_s:.1f} % of the units' stage time; includes each worker's wait for its one-off "
-          f"great-expectations import, {import_s:.1f} s standalone)")  # fmt: skip
+          f"({v['motion_in']:,} motions, {v['instruction_in']:,} conversations in {m['units']['total']} units)")  # fmt: skip
+    print(f"  build with validation {build_s:.1f} s, without {plain_s:.1f} s (difference {build_s - plain_s:+.1f} s; "
+          "builds vary by a few seconds, so the stage timers below are the figures)")  # fmt: skip
+    print(f"  record-level suites in the units: {record_s:.2f} s = {rows / record_s:,.0f} rows/s, "
+          f"{1000 * record_s / m['units']['total']:.0f} ms a unit ({100 * record_s / units_s:.1f} % of the units' stage time)")  # fmt: skip
+    print(f"  great-expectations import + context, once per worker process: {setup_s:.2f} s CPU "
+          f"({import_s:.1f} s standalone)")  # fmt: skip
     print(f"  table-level checks + Data Docs at commit: {table_s:.2f} s")
-    share = (record_s + table_s) / build_s
-    print(f"  validation share of build time: {100 * share:.1f} % (goal < 10 %)")
-    # (the import overlaps the first unit's ingest in a background thread, so subtracting it would undercount)
+    share = (record_s + setup_s + table_s) / build_s
+    variable = (record_s + table_s) / build_s
+    print(f"  validation share of build time: {100 * share:.1f} % (goal < 10 %); "
+          f"without the one-off import: {100 * variable:.1f} %")  # fmt: skip
     t0 = time.perf_counter()
     r = subprocess.run([sys.executable, "-m", "pipeline.cli", "validate", str(work / "out"), "--quiet"],
                        capture_output=True, text=True, cwd=ROOT)  # fmt: skip

@@ -256,13 +256,16 @@ def _run_unit(unit: WorkUnit, cfg: BuildConfig, out: str, state: RunState) -> di
         tables["instruction"] = pa.concat_tables(parts)
     seconds["instructions"] = time.perf_counter() - t0 - seconds["ingest"]
     if cfg.validation.enabled and tables:
-        from stages.validate import validate_tables
+        from stages.validate import setup_seconds, validate_tables
 
         t1 = time.perf_counter()
         checked = validate_tables(tables, cfg, source=unit.source_kind)
         tables, stages["validate"] = checked.tables, dict(checked.counters)
         rejects += checked.rejects
         seconds["validate"] = time.perf_counter() - t1
+        setup = setup_seconds()  # once per worker process: the great-expectations import
+        if setup:
+            seconds["validate_setup"] = setup
     stats = write_unit_outputs(state, unit.unit_id, tables, rejects, stages, cfg, seconds=seconds)
     log.debug("unit %s done in %.2fs: %s", unit.unit_id, time.perf_counter() - t0, Counter(stages[ingest_stage]))
     return stats

@@ -12,7 +12,14 @@ from schemas.instruction import INSTRUCTION_SCHEMA
 from schemas.motion import motion_table
 from schemas.video import VIDEO_SCHEMA
 from stages.kinematics import joints_to_features
-from stages.validate import plausibility, validate_tables
+from stages.validate import (
+    expectation_class,
+    gx_module,
+    plausibility,
+    plausibility_batch,
+    run_suite,
+    validate_tables,
+)
 from tests.implausible import implausible_variants
 
 
@@ -45,6 +52,48 @@ def test_a_plausible_clip_measures_within_human_limits():
     m = plausibility(_joints(), 20.0, _cfg().validation.plausibility)
     assert m["root_speed"] < 3 and m["ground_penetration"] < 0.01 and m["bone_length_change"] < 1e-3
     assert 1 < m["joint_speed"] < 25
+
+
+def test_a_batch_measures_each_clip_as_if_alone(monkeypatch):
+    # clips of all sizes, an empty one, and blocks much smaller than a unit: a clip longer than a block
+    # alone, boundaries between clips, measures per clip as if each were measured by itself
+    import stages.validate as sv
+
+    monkeypatch.setattr(sv, "_BLOCK_FRAMES", 100)
+    clean = _joints()
+    clips = [clean[:37], clean[:0], clean[5:], *implausible_variants(clean).values(), clean[:1], clean[:64], clean]
+    cfg = _cfg().validation.plausibility
+    batch = plausibility_batch(np.concatenate(clips), np.array([len(c) for c in clips]), np.full(len(clips), 20.0), cfg)
+    for i, clip in enumerate(clips):
+        alone = plausibility(clip, 20.0, cfg) if len(clip) else dict.fromkeys(batch, 0.0)
+        for k, v in alone.items():
+            assert batch[k][i] == pytest.approx(v, rel=1e-6, abs=1e-7), (i, k)
+    assert all(len(v) == len(clips) for v in batch.values())
+
+
+def test_record_suites_expectations_give_the_core_expectations_results():
+    # the subclasses that build their configuration once must check, and fail rows, exactly like GX's own
+    import pandas as pd
+
+    E = gx_module().expectations
+    df = pd.DataFrame({"split": ["train", "dev", "test", "val"], "n": [40, 500, 60, 10], "ok": ["ok", "ok", "bad", "ok"]})
+
+    def suite(in_set, between):
+        return [in_set(column="split", value_set=["train", "val", "test"], meta={"reason": "invalid_split"}),
+                between(column="n", min_value=20, max_value=196, meta={"reason": "invalid_length"}),
+                in_set(column="ok", value_set=["ok"], meta={"reason_in": "ok"})]  # fmt: skip
+
+    core = run_suite("core", df, suite(E.ExpectColumnValuesToBeInSet, E.ExpectColumnValuesToBeBetween))
+    ours = run_suite("ours", df, suite(expectation_class("ExpectColumnValuesToBeInSet"),
+                                       expectation_class("ExpectColumnValuesToBeBetween")))  # fmt: skip
+    assert [(m, rows) for m, rows, _ in ours] == [(m, rows) for m, rows, _ in core] == [
+        ({"reason": "invalid_split"}, [1]), ({"reason": "invalid_length"}, [1, 3]), ({"reason_in": "ok"}, [2])]
+    assert ours[0][2].expectation_config.type == "movid_expect_column_values_to_be_in_set"
+    # the kept configuration follows a change of a field
+    e = expectation_class("ExpectColumnValuesToBeBetween")(column="n", min_value=1, max_value=2)
+    assert e.configuration.kwargs["max_value"] == 2 and e.configuration is e.configuration
+    e.max_value = 9
+    assert e.configuration.kwargs["max_value"] == 9 and "_movid_configuration" not in e.dict()
 
 
 @pytest.mark.parametrize("reason", sorted(implausible_variants(_joints())))
