@@ -34,8 +34,8 @@ def _read(out: Path, paths: list[str], columns: list[str]) -> pa.Table | None:
     return pq.ParquetDataset([str(out / p) for p in paths]).read(columns=columns)
 
 
-def _frames(out: Path, shards: list[dict]) -> dict:
-    """The id summaries of every table, as pandas DataFrames."""
+def _frames(out: Path, shards: list[dict]) -> dict[str, pa.Table | None]:
+    """The id summaries of every table."""
     by_table: dict[str, list[str]] = {}
     for s in shards:
         by_table.setdefault(s["table"], []).append(s["path"])
@@ -43,12 +43,11 @@ def _frames(out: Path, shards: list[dict]) -> dict:
             "instruction": ["sample_id", "motion_id", "video_id", "split"]}  # fmt: skip
     frames = {}
     for table, columns in cols.items():
-        t = _read(out, by_table.get(table, []), columns)
-        frames[table] = t.to_pandas() if t is not None else None
+        frames[table] = _read(out, by_table.get(table, []), columns)
     return frames
 
 
-def _suite_inputs(frames: dict):
+def _suite_inputs(frames: dict[str, pa.Table | None]):
     """(name, DataFrame, expectations) for each table-level check."""
     import pandas as pd
 
@@ -56,7 +55,7 @@ def _suite_inputs(frames: dict):
 
     gx = gx_module()
     E = gx.expectations
-    motion, video, instr = frames["motion"], frames["video"], frames["instruction"]
+    motion, video, instr = (None if frames[t] is None else frames[t].to_pandas() for t in ("motion", "video", "instruction"))
     checks = []
     for table, df, id_col in (("motion", motion, "motion_id"), ("video", video, "video_id"),
                               ("instruction", instr, "sample_id")):  # fmt: skip
@@ -94,14 +93,17 @@ def _suite_inputs(frames: dict):
     # nothing matches), then great-expectations expects no nulls. (An in-set expectation with every id as its
     # value set did the same but serialised the ~10k ids into each of its metric configurations: 1 s a run.)
     # (the join in pyarrow: pandas' isin on 300k string ids and the copies to numpy took 0.45 s)
-    existing = {"motion_id": pa.array(motion["motion_id"] if motion is not None else [], pa.string()),
-                "video_id": pa.array(video["video_id"] if video is not None else [], pa.string())}  # fmt: skip
-    for table, df, id_col in (("video", video, "video_id"), ("instruction", instr, "sample_id")):
-        if df is None or not len(df):
+    def ids(table: str, col: str) -> pa.Array:
+        t = frames[table]
+        return pa.array([], pa.string()) if t is None else t[col].combine_chunks()
+
+    existing = {"motion_id": ids("motion", "motion_id"), "video_id": ids("video", "video_id")}
+    for table, id_col in (("video", "video_id"), ("instruction", "sample_id")):
+        t = frames[table]
+        if t is None or not t.num_rows:
             continue
         for col in ["motion_id"] + (["video_id"] if table == "instruction" else []):
-            refs = pa.table({id_col: pa.array(df[id_col], pa.string()), col: pa.array(df[col], pa.string())})
-            refs = refs.filter(pc.is_valid(refs[col]))
+            refs = t.select([id_col, col]).filter(pc.is_valid(t[col]))
             if not refs.num_rows:
                 continue
             found = pc.if_else(pc.is_in(refs[col], value_set=existing[col]), refs[col], pa.scalar(None, pa.string()))
