@@ -162,6 +162,15 @@ def _make_scheduler(optimizer, cfg: TrainConfig, total_steps: int):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def _how(cfg: TrainConfig, rt: Runtime) -> str:
+    """How the model trains, for the log: launcher, process-group backend, wrapping, precision. (One process
+    trains the model unwrapped, whatever ``train.strategy`` says.)"""
+    wrap = cfg.train.strategy if rt.world > 1 else "unwrapped"
+    backend = dist.get_backend() if dist.is_available() and dist.is_initialized() else "no process group"
+    precision = "fp32" if isinstance(_autocast(cfg, rt.device), nullcontext) else "bf16 autocast"
+    return f"{rt.kind}, {backend}, {wrap}, {precision}"
+
+
 def _autocast(cfg: TrainConfig, device: torch.device):
     if device.type == "cuda" and cfg.train.precision != "fp32":
         return torch.autocast("cuda", dtype=torch.bfloat16)
@@ -314,8 +323,8 @@ def train_loop(config: dict) -> None:
     params = [p for p in model.parameters() if p.requires_grad]
     metrics = _MetricsLog(run, rt, cfg)
     if rt.rank == 0:
-        log.info("training %d samples (%d steps per epoch, %d in all) on %d %s worker(s), from step %d",
-                 len(data), steps_per_epoch, total, rt.world, rt.device.type, step)  # fmt: skip
+        log.info("training %d samples (%d steps per epoch, %d in all) on %d %s worker(s) (%s), from step %d",
+                 len(data), steps_per_epoch, total, rt.world, rt.device.type, _how(cfg, rt), step)  # fmt: skip
     window = dict(ce=0.0, items=0.0, samples=0.0, tokens=0.0, data_s=0.0, t0=time.perf_counter())
     while step < stop:
         plan = plan_of(epoch)
