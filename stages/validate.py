@@ -209,7 +209,8 @@ def _sq_norm(v: np.ndarray) -> np.ndarray:
 
 
 _MEASURES = ("joint_speed", "root_speed", "ground_penetration", "foot_skate_ratio", "bone_length_change")
-_BLOCK_FRAMES = 4096  # ~1 MB of joints: a block's temporaries stay in cache, and need no fresh pages
+_BLOCK_BYTES = 1 << 20  # passes over a unit's frames go in blocks of ~1 MB: temporaries stay in cache, no fresh pages
+_BLOCK_FRAMES = _BLOCK_BYTES // (NUM_JOINTS * 3 * 4)  # frames of float32 joints in a block
 
 
 def plausibility_batch(joints: np.ndarray, lengths: np.ndarray, fps: np.ndarray, cfg) -> dict[str, np.ndarray]:
@@ -290,10 +291,10 @@ def _plausibility_block(joints: np.ndarray, lengths: np.ndarray, fps: np.ndarray
 
 
 def _rows_finite(values: np.ndarray) -> np.ndarray:
-    """Per frame (first axis): every value finite — in blocks of ~1 MB, like the plausibility pass."""
+    """Per frame (first axis): every value finite — in blocks of ``_BLOCK_BYTES``, like the plausibility pass."""
     flat = values.reshape(len(values), -1)
     out = np.empty(len(flat), dtype=bool)
-    rows = max(1, (1 << 20) // max(1, flat.shape[1] * flat.itemsize))
+    rows = max(1, _BLOCK_BYTES // max(1, flat.shape[1] * flat.itemsize))
     for i in range(0, len(flat), rows):
         np.isfinite(flat[i:i + rows]).all(-1, out=out[i:i + rows])
     return out
