@@ -1,5 +1,9 @@
 """movid's one typed config tree: dataclasses with defaults (the embedded defaults), loaded from YAML and
 overridden with dotted ``--set key=value``; every error names the key.
+
+Every number in the tree is checked on load by one function (``_check_numbers``): it must be finite and, unless
+its field declares otherwise, >= 0; a field declares tighter bounds next to itself with ``metadata`` (``gt``,
+``ge``, ``le``) — ``field(default=20.0, metadata={"gt": 0})`` — so a new key is checked without a list to keep.
 """
 
 from __future__ import annotations
@@ -7,6 +11,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import os
+import reprlib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -19,6 +26,7 @@ __all__ = [
     "ConfigError",
     "SOURCE_KINDS",
     "SourceSpec",
+    "annotation_digests",
     "config_hash",
     "config_to_dict",
     "load_config",
@@ -27,8 +35,12 @@ __all__ = [
 
 SOURCE_KINDS = ("humanml3d", "amass", "motionx", "video")
 DEFAULT_PROMPTS = Path(__file__).resolve().parents[1] / "configs" / "prompts"
-SUPPORTED_SOURCE_KINDS = ("humanml3d", "amass", "motionx", "video")
-DEFAULT_PROMPTS = Path(__file__).resolve().parents[1] / "configs" / "prompts"
+MAX_NESTING = 64  # a config deeper than this is not a movid config (and YAML's parser recurses)
+
+
+def _num(default, **bounds):
+    """A numeric field with bounds beyond the default ``>= 0`` (``gt``, ``ge``, ``le``), checked on load."""
+    return field(default=default, metadata=bounds)
 
 
 class ConfigError(ValueError):
@@ -44,10 +56,10 @@ class SourceSpec:
 @dataclass
 class RayConfig:
     address: str | None = None  # None: start a local Ray; "auto" or "ray://host:10001": join a cluster
-    num_cpus: int | None = None  # local Ray only; None = all cores
-    object_store_memory: int | None = 256 * 1024**2  # local Ray only; the pipeline passes no big objects
+    num_cpus: int | None = _num(None, ge=1)  # local Ray only; None = all cores
+    object_store_memory: int | None = _num(256 * 1024**2, ge=1)  # local Ray only; the pipeline passes no big objects
     max_retries: int = 3  # re-runs of a unit whose worker process died (data errors are never retried)
-    max_in_flight: int | None = None  # units submitted at once; None = 2 × cluster CPUs
+    max_in_flight: int | None = _num(None, ge=1)  # units submitted at once; None = 2 × cluster CPUs
     # Environment variables to pass to the workers of a cluster given by address (they do not inherit the
     # driver's). Opt-in: Ray keeps them in the job's runtime environment, visible to who can see the job.
     forward_env: list[str] = field(default_factory=list)
@@ -55,22 +67,30 @@ class RayConfig:
 
 @dataclass
 class PlanConfig:
-    unit_size: int = 256  # source clips per work unit
+    unit_size: int = _num(256, ge=1)  # source clips per work unit
 
 
 @dataclass
 class IngestConfig:
-    fps: float = 20.0
-    min_frames: int = 40  # HumanML3D trains on clips of 40–196 frames
-    max_frames: int = 196
+    fps: float = _num(20.0, gt=0, le=1000)
+    min_frames: int = _num(40, ge=1)  # HumanML3D trains on clips of 40–196 frames
+    max_frames: int = _num(196, ge=1)
     subclips: bool = True  # a caption with a time span yields its own sub-clip row, as HumanML3D's loader
+    # Folders outside a source's root that its files may resolve into (through symlinks or '..'); by default
+    # every file a source names must lie inside its root (or amass.texts / amass.splits / smpl.model_dir).
+    allowed_roots: tuple[str, ...] = ()  # (a tuple: the section stays hashable, for the suites keyed by it)
+    # Caps on one record (each names itself as the quarantine reason):
+    max_file_frames: int = _num(100_000, ge=1)  # frames a motion file may hold (too_many_frames), from its header
+    max_caption_chars: int = _num(1000, ge=1)  # characters of one caption (caption_too_long)
+    max_captions: int = _num(64, ge=1)  # caption lines of one clip or video (too_many_captions)
+    max_text_bytes: int = _num(16 * 1024**2, ge=1)  # size of one caption file (text_too_large)
 
 
 @dataclass
 class SmplConfig:
     model_dir: str | None = None  # folder with SMPLH_{MALE,FEMALE,NEUTRAL}.npz / SMPLX_*.npz (licensed; not shipped)
     trusted_pickle: bool = False  # allow .pkl models (unpickling runs code)
-    num_betas: int = 10  # HumanML3D uses 10 shape coefficients
+    num_betas: int = _num(10, ge=1, le=300)  # HumanML3D uses 10 shape coefficients (SMPL-X has at most 300)
 
 
 @dataclass
@@ -84,27 +104,31 @@ class AmassConfig:
 class MotionXConfig:
     motions: str = "motion_data/smplx_322"  # under the source: <id>.npy, T × 322 SMPL-X
     texts: str | None = "texts/semantic_label"  # under the source: <id>.txt; none: motions without captions
-    fps: float = 30.0
+    fps: float = _num(30.0, gt=0, le=1000)
 
 
 @dataclass
 class VideoConfig:
     metadata: str = "metadata.jsonl"  # under the source: JSONL or CSV (path, captions, motion_id, smpl, start, end, split, offset)
-    smpl_fps: float | None = None  # frame rate of per-frame SMPL-X files; default: the video's
+    smpl_fps: float | None = _num(None, gt=0, le=1000)  # frame rate of per-frame SMPL-X files; default: the video's
 
 
 @dataclass
 class FramesConfig:
     mode: str = "uniform"  # uniform: num_frames spread over the segment; fps: one every 1/sample_fps s
-    num_frames: int = 8
-    sample_fps: float = 1.0
-    short_side: int = 224
-    jpeg_quality: int = 90
+    num_frames: int = _num(8, ge=1, le=1024)
+    sample_fps: float = _num(1.0, gt=0, le=60)
+    short_side: int = _num(224, ge=16, le=4096)  # (the stored frames; an upper bound keeps a typo from costing GBs)
+    jpeg_quality: int = _num(90, ge=1, le=100)
+    # Caps on one video, from its probe before any frame is decoded (each names itself as the quarantine reason):
+    max_pixels: int = _num(3840 * 2160, ge=1)  # width × height of a frame (too_many_pixels): 4K UHD
+    max_video_frames: int = _num(216_000, ge=1)  # frames in the file (too_many_video_frames): an hour at 60 fps
+    max_video_seconds: float = _num(3600.0, gt=0)  # duration of the file (video_too_long)
 
 
 @dataclass
 class AlignConfig:
-    tolerance_seconds: float = 0.5  # a video and its motion whose lengths differ more go to quarantine
+    tolerance_seconds: float = _num(0.5, ge=0)  # a video and its motion whose lengths differ more go to quarantine
 
 
 @dataclass
@@ -113,18 +137,20 @@ class AnnotatorConfig:
     base_url: str | None = None  # e.g. http://localhost:8000/v1 for vLLM / llama.cpp; none = OpenAI
     model: str = "gpt-4o-mini"
     api_key_env: str = "OPENAI_API_KEY"  # the name of the variable; the key itself never enters the config
-    max_in_flight: int = 8  # concurrent requests per worker
+    max_in_flight: int = _num(8, ge=1)  # concurrent requests per worker
     http_client: str = "aiohttp"  # the openai client's HTTP layer: aiohttp (openai[aiohttp], less CPU) | httpx
-    requests_per_minute: float | None = None  # for the whole build, all workers together
-    tokens_per_minute: float | None = None  # likewise (prompt estimate + max_tokens per request)
+    requests_per_minute: float | None = _num(None, gt=0)  # for the whole build, all workers together
+    tokens_per_minute: float | None = _num(None, gt=0)  # likewise (prompt estimate + max_tokens per request)
     structured_output: str = "json_schema"  # json_schema (OpenAI, vLLM) | json_object (llama.cpp server) | none
-    temperature: float = 0.7
-    max_tokens: int = 800
-    timeout_s: float = 60.0
+    temperature: float = _num(0.7, le=2)  # (OpenAI's range: 0–2)
+    max_tokens: int = _num(800, ge=1)
+    # a longer prompt (text, not images) is quarantined as prompt_too_long, never sent (~25k tokens)
+    max_prompt_chars: int = _num(100_000, ge=1)
+    timeout_s: float = _num(60.0, gt=0)
     max_retries: int = 5
     backoff_base_s: float = 0.5
     backoff_max_s: float = 30.0
-    qa_per_clip: int = 6
+    qa_per_clip: int = _num(6, ge=1, le=100)
     # caption / qa: a detailed caption / QA per full motion clip; video_caption: a re-caption and QA per video
     # from its frames (vision model); video_qa: QA per video from that re-caption and its labels (text model)
     tasks: list[str] = field(default_factory=lambda: ["caption", "qa", "video_caption", "video_qa"])
@@ -154,7 +180,7 @@ class PlausibilityConfig:
     max_ground_penetration_m: float = 0.05  # lowest foot joint below the floor
     contact_height_m: float = 0.05  # a foot this close to the floor in two frames is in contact
     skate_speed_m_s: float = 0.5  # a foot in contact moving faster than this over the ground slides
-    max_foot_skate_ratio: float = 0.3  # share of contact frames that slide
+    max_foot_skate_ratio: float = _num(0.3, le=1)  # share of contact frames that slide
     max_bone_length_change: float = 0.05  # (max - min) / median length of any bone over the clip
 
 
@@ -167,9 +193,9 @@ class ValidateConfig:
 
 @dataclass
 class ShardConfig:
-    max_rows: int = 1000
+    max_rows: int = _num(1000, ge=1)
     compression: str = "zstd"
-    row_group_rows: int = 128
+    row_group_rows: int = _num(128, ge=1)
 
 
 @dataclass
@@ -182,7 +208,7 @@ class BenchQuotas:
     direction: int = 140
     reasoning: int = 148
     hallucination: int = 36
-    counting: int = 0  # not a MoVid-Bench category
+    counting: int = 100  # not a MoVid-Bench category: its own category, reported apart (model/bench.py)
 
 
 @dataclass
@@ -206,7 +232,7 @@ class BenchConfig:
 
 @dataclass
 class BuildConfig:
-    seed: int = 0
+    seed: int = _num(0, le=2**63 - 1)  # (stored in int64 columns and metadata)
     executor: str = "ray"  # ray | local
     sources: list[SourceSpec] = field(default_factory=list)
     ray: RayConfig = field(default_factory=RayConfig)
@@ -225,18 +251,11 @@ class BuildConfig:
     bench: BenchConfig = field(default_factory=BenchConfig)
 
     def validate(self) -> None:
+        _check_numbers(self)  # every number: finite, within its field's bounds
         if self.executor not in ("ray", "local"):
             raise ConfigError(f"executor: must be 'ray' or 'local', got {self.executor!r}")
-        if self.plan.unit_size < 1:
-            raise ConfigError(f"plan.unit_size: must be >= 1, got {self.plan.unit_size}")
-        if self.shard.max_rows < 1:
-            raise ConfigError(f"shard.max_rows: must be >= 1, got {self.shard.max_rows}")
-        if self.shard.row_group_rows < 1:
-            raise ConfigError(f"shard.row_group_rows: must be >= 1, got {self.shard.row_group_rows}")
         if self.shard.compression not in ("zstd", "snappy", "gzip", "lz4", "none"):
             raise ConfigError(f"shard.compression: unsupported codec {self.shard.compression!r}")
-        if self.ingest.fps <= 0:
-            raise ConfigError(f"ingest.fps: must be > 0, got {self.ingest.fps}")
         if not 1 <= self.ingest.min_frames <= self.ingest.max_frames:
             raise ConfigError(
                 f"ingest.min_frames/ingest.max_frames: need 1 <= min <= max, got "
@@ -244,10 +263,9 @@ class BuildConfig:
             )
         if self.frames.mode not in ("uniform", "fps"):
             raise ConfigError(f"frames.mode: must be 'uniform' or 'fps', got {self.frames.mode!r}")
-        if self.frames.num_frames < 1 or self.frames.short_side < 16 or self.frames.sample_fps <= 0:
-            raise ConfigError("frames.num_frames >= 1, frames.short_side >= 16 and frames.sample_fps > 0 are required")
-        if not 1 <= self.frames.jpeg_quality <= 100:
-            raise ConfigError(f"frames.jpeg_quality: 1..100, got {self.frames.jpeg_quality}")
+        for i, folder in enumerate(self.ingest.allowed_roots):
+            if not Path(folder).is_dir():
+                raise ConfigError(f"ingest.allowed_roots[{i}]: {folder!r} is not a directory")
         if self.annotator.backend not in ("offline", "openai", "none"):
             raise ConfigError(f"annotator.backend: must be offline, openai or none, got {self.annotator.backend!r}")
         if self.annotator.http_client not in ("aiohttp", "httpx"):
@@ -259,8 +277,6 @@ class BuildConfig:
 
         if not set(self.annotator.tasks) <= set(TASKS):
             raise ConfigError(f"annotator.tasks: each of {', '.join(TASKS)}; got {self.annotator.tasks}")
-        if self.annotator.max_in_flight < 1 or self.annotator.qa_per_clip < 1:
-            raise ConfigError("annotator.max_in_flight and annotator.qa_per_clip must be >= 1")
         for task in self.annotator.tasks if self.annotator.backend != "none" else ():
             name = TASKS[task].prompt_field
             prompt = Path(self.annotator.prompts_dir or DEFAULT_PROMPTS) / f"{getattr(self.annotator, name)}.txt"
@@ -269,19 +285,14 @@ class BuildConfig:
         if self.validation.plausibility.action not in ("flag", "quarantine", "off"):
             raise ConfigError(f"validation.plausibility.action: flag, quarantine or off, got "
                               f"{self.validation.plausibility.action!r}")  # fmt: skip
-        if any(v < 0 for q in (self.bench.motion, self.bench.video) for v in dataclasses.asdict(q).values()):
-            raise ConfigError("bench.motion.* and bench.video.*: quotas must be >= 0")
-        if self.ray.max_retries < 0:
-            raise ConfigError(f"ray.max_retries: must be >= 0, got {self.ray.max_retries}")
+        if self.smpl.model_dir and Path(self.smpl.model_dir).is_dir():  # body-model files: inside their folder
+            models = Path(self.smpl.model_dir)
+            for model in sorted(p for d in (models, models / "smplh", models / "smplx") for p in d.glob("SMPL*_*.*")):
+                _check_inside(model, self.smpl.model_dir, self.ingest.allowed_roots, "smpl.model_dir")
         kinds_seen = set()
         for i, src in enumerate(self.sources):
             if src.kind not in SOURCE_KINDS:
                 raise ConfigError(f"sources[{i}].kind: unknown source kind {src.kind!r}; one of {SOURCE_KINDS}")
-            if src.kind not in SUPPORTED_SOURCE_KINDS:
-                raise ConfigError(
-                    f"sources[{i}].kind: source kind {src.kind!r} is not supported by this version "
-                    f"(supported: {', '.join(SUPPORTED_SOURCE_KINDS)})"
-                )
             if src.kind in kinds_seen:
                 raise ConfigError(f"sources[{i}]: a second {src.kind!r} source; give one path per kind")
             kinds_seen.add(src.kind)
@@ -301,10 +312,43 @@ class BuildConfig:
                     raise ConfigError(f"amass.index: {str(index)!r} does not exist (HumanML3D's index.csv)")
                 if self.amass.texts and not Path(self.amass.texts).is_dir():
                     raise ConfigError(f"amass.texts: {self.amass.texts!r} is not a directory")
-            if src.kind == "video" and not (Path(src.path) / self.video.metadata).is_file():
-                raise ConfigError(f"video.metadata: {str(Path(src.path) / self.video.metadata)!r} does not exist")
+            if src.kind == "video":
+                metadata = Path(src.path) / self.video.metadata
+                if not metadata.is_file():
+                    raise ConfigError(f"video.metadata: {str(metadata)!r} does not exist")
+                _check_inside(metadata, src.path, self.ingest.allowed_roots, "video.metadata")
             if src.kind == "motionx" and not (Path(src.path) / self.motionx.motions).is_dir():
                 raise ConfigError(f"motionx.motions: {str(Path(src.path) / self.motionx.motions)!r} is not a directory")
+
+
+def _check_inside(path: Path, root: str, allowed: tuple[str, ...], key: str) -> None:
+    """A file a source names for itself (its metadata) must resolve inside the source or an allowed root."""
+    real = Path(os.path.realpath(path))  # (never raises, not even on a symlink loop)
+    if not any(real.is_relative_to(os.path.realpath(r)) for r in (root, *allowed)):
+        raise ConfigError(f"{key}: {str(path)!r} resolves outside its source ({str(real)!r}); add its folder to "
+                          "ingest.allowed_roots to allow it")  # fmt: skip
+
+
+def _check_numbers(node, prefix: str = "") -> None:
+    """Every int/float of the tree under ``node``: finite, and within its field's bounds (``metadata`` gt / ge /
+    le; ``ge=0`` when a field declares neither gt nor ge — no count, rate, size or price here is negative)."""
+    for f in dataclasses.fields(node):
+        value, key = getattr(node, f.name), f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            _check_numbers(value, f"{key}.")
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{key}: must be a finite number, got {value}")
+        bounds = f.metadata
+        gt, ge, le = bounds.get("gt"), bounds.get("ge", 0 if "gt" not in bounds else None), bounds.get("le")
+        if gt is not None and not value > gt:
+            raise ConfigError(f"{key}: must be > {gt}, got {value}")
+        if ge is not None and not value >= ge:
+            raise ConfigError(f"{key}: must be >= {ge}, got {value}")
+        if le is not None and not value <= le:
+            raise ConfigError(f"{key}: must be <= {le}, got {value}")
 
 
 def _coerce(value, tp, key: str):
@@ -325,34 +369,81 @@ def _coerce(value, tp, key: str):
         raise ConfigError(errors[0] if errors else f"{key}: invalid value {value!r}")
     if origin is list:
         if not isinstance(value, list):
-            raise ConfigError(f"{key}: expected a list, got {value!r}")
+            raise ConfigError(f"{key}: expected a list, got {_quote(value)}")
         (item_tp,) = typing.get_args(tp)
         return [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is tuple:  # tuple[T, ...]: a YAML list, kept immutable
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {_quote(value)}")
+        item_tp = typing.get_args(tp)[0]
+        return tuple(_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value))
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
         if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+            raise ConfigError(f"{key}: expected a mapping, got {_quote(value)}")
         return _from_dict(tp, value, key)
     if tp is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        raise ConfigError(f"{key}: expected true or false, got {_quote(value)}")
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        raise ConfigError(f"{key}: expected an integer, got {_quote(value)}")
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
-        raise ConfigError(f"{key}: expected a number, got {value!r}")
+        raise ConfigError(f"{key}: expected a number, got {_quote(value)}")
     if tp is str:
         if isinstance(value, str):
             return value
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return str(value)
-        raise ConfigError(f"{key}: expected a string, got {value!r}")
+        raise ConfigError(f"{key}: expected a string, got {_quote(value)}")
     raise ConfigError(f"{key}: unsupported config type {tp}")
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 3, 60, 60
+
+
+def _quote(value) -> str:
+    """A value for an error message, on one line and short, whatever its size or nesting (reprlib's limits)."""
+    return _REPR.repr(value)
+
+
+def _one_line(exc: BaseException, limit: int = 300) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _depth(value, limit: int) -> int:
+    """Nesting depth of a parsed YAML value, without recursing (a hostile file may nest thousands deep) and
+    visiting each container once (YAML aliases can share one list exponentially many times)."""
+    deepest, stack, seen = 0, [(value, 1)], set()
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, (dict, list)) and id(v) not in seen:
+            seen.add(id(v))
+            deepest = max(deepest, d)
+            if deepest > limit:
+                return deepest
+            stack += [(x, d + 1) for x in (v.values() if isinstance(v, dict) else v)]
+    return deepest
+
+
+def _safe_yaml(text: str, where: str):
+    """``yaml.safe_load`` (no Python tags, no code), every failure a one-line ConfigError naming ``where``."""
+    try:
+        value = yaml.safe_load(text)
+    except RecursionError:
+        raise ConfigError(f"{where}: nested too deeply to be a movid config") from None
+    except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:  # (ValueError: e.g. a 5,000-digit int)
+        raise ConfigError(f"{where}: not valid YAML: {_one_line(exc)}") from None
+    if _depth(value, MAX_NESTING) > MAX_NESTING:
+        raise ConfigError(f"{where}: nested more than {MAX_NESTING} levels deep; not a movid config")
+    return value
 
 
 def _from_dict(cls, data: dict, prefix: str = ""):
@@ -360,8 +451,9 @@ def _from_dict(cls, data: dict, prefix: str = ""):
     known = {f.name for f in dataclasses.fields(cls)}
     for k in data:
         if k not in known:
-            where = f"{prefix}.{k}" if prefix else k
-            raise ConfigError(f"{where}: unknown config key (known here: {', '.join(sorted(known))})")
+            where = f"{prefix}.{k}" if prefix else str(k)
+            where = where if where.isprintable() else repr(where)[1:-1]
+            raise ConfigError(f"{where[:120]}: unknown config key (known here: {', '.join(sorted(known))})")
     kwargs = {k: _coerce(v, hints[k], f"{prefix}.{k}" if prefix else k) for k, v in data.items()}
     return cls(**kwargs)
 
@@ -377,8 +469,8 @@ def _set_dotted(tree: dict, dotted: str, raw: str) -> None:
         node = node.setdefault(k, {})
         if not isinstance(node, dict):
             raise ConfigError(f"{dotted}: {k!r} is not a section")
-    # YAML parsing gives ints, floats, bools, null and lists their natural types.
-    node[keys[-1]] = yaml.safe_load(raw) if raw != "" else ""
+    # YAML parsing gives ints, floats, bools, null and lists their natural types (the same safe loader as files).
+    node[keys[-1]] = _safe_yaml(raw, f"--set {dotted}") if raw != "" else ""
 
 
 def parse_source(text: str) -> SourceSpec:
@@ -400,9 +492,12 @@ def load_config(
         if not p.is_file():
             raise ConfigError(f"--config: {str(p)!r} does not exist")
         try:
-            loaded = yaml.safe_load(p.read_text())
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"--config: {str(p)!r} is not valid YAML: {exc}") from None
+            text = p.read_bytes().decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"--config: {str(p)!r} is not UTF-8 text (byte {exc.start})") from None
+        except OSError as exc:
+            raise ConfigError(f"--config: {str(p)!r} cannot be read ({exc.strerror or exc})") from None
+        loaded = _safe_yaml(text, f"--config {str(p)!r}")
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"--config: {str(p)!r} must hold a mapping at the top level")
         tree = loaded or {}
@@ -421,14 +516,38 @@ def load_config(
                          (cfg.annotator, "prompts_dir"), (cfg.annotator, "cache_dir")):  # fmt: skip
         if getattr(section, key):
             setattr(section, key, str(Path(getattr(section, key)).expanduser().resolve()))
+    cfg.ingest.allowed_roots = tuple(str(Path(p).expanduser().resolve()) for p in cfg.ingest.allowed_roots)
     cfg.validate()
     return cfg
 
 
+def annotation_digests(cfg: BuildConfig) -> dict[str, str]:
+    """sha256 of the text of every prompt the build's annotation tasks use, and of each task's answer JSON
+    schema, with the schema version: what the config names by file or code, whose content changes the
+    answers. Only the tasks that run count (none with ``annotator.backend=none``). The offline annotator's
+    prompts count too: it does not send them, but every instruction row records its prompt's version (a
+    hash of its text), so an edited prompt changes the shards' bytes with either backend."""
+    from schemas import SCHEMA_VERSION
+    from stages.annotate import TASKS
+    from stages.llm_client import SCHEMAS
+
+    a = cfg.annotator
+    out = {"schema_version": str(SCHEMA_VERSION)}
+    for name in sorted(a.tasks) if a.backend != "none" else ():
+        task = TASKS[name]
+        prompt = Path(a.prompts_dir or DEFAULT_PROMPTS) / f"{getattr(a, task.prompt_field)}.txt"
+        out[f"{name}.prompt"] = hashlib.sha256(prompt.read_bytes()).hexdigest()
+        schema = json.dumps(SCHEMAS[task.kind](a.qa_per_clip), sort_keys=True)
+        out[f"{name}.answer_schema"] = hashlib.sha256(schema.encode()).hexdigest()
+    return out
+
+
 def config_hash(cfg: BuildConfig) -> str:
-    """Hash of everything that changes the shards' bytes. Where the work runs (executor, Ray settings) and
-    where inputs lie (source, body-model, index and text folders) do not count: moving them or switching
-    executors keeps a build resumable."""
+    """Hash of every config value that changes the shards' bytes. Where the work runs (executor, Ray
+    settings) and where inputs lie (source, body-model, index, text and prompt folders) do not count: moving
+    them or switching executors keeps a build resumable. What the named prompt and schema files *say* is
+    the run identity's ``annotation_inputs`` (``annotation_digests``, next to this hash in ``run.json``), so
+    this hash reads no file: Ray workers compute it to find the build's rate-limit actor."""
     d = config_to_dict(cfg)
     d.pop("executor")
     d.pop("ray")

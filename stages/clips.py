@@ -1,6 +1,10 @@
 """Motion rows from a loaded clip, shared by every source's ingest: length limits, caption lines,
 HumanML3D's time-span sub-clips, and the counters that make a stage's inputs reconcile
-(``<kind>_in == <kind>_out + <kind>_quarantined`` for clips, sub-clips and captions)."""
+(``<kind>_in == <kind>_out + <kind>_quarantined`` for clips, sub-clips and captions).
+
+Caption text is capped here: a clip with more than ``ingest.max_captions`` lines is quarantined whole
+(``too_many_captions``, one row rather than one per line), and each line longer than
+``ingest.max_caption_chars`` is ``caption_too_long``."""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from collections import Counter, defaultdict
 import numpy as np
 
 from schemas.motion import motion_table
-from schemas.quarantine import Reject
+from schemas.quarantine import Reject, excerpt
 from stages import StageResult
 from stages.humanml3d_text import Caption, CaptionError, parse_caption_line, split_caption_lines
 
@@ -47,20 +51,29 @@ class ClipRows:
             return f"{prefix}too_long"
         return None
 
-    def _captions(self, motion_id, split, raw_text: bytes, n_frames: int, text_path: str, plain: bool):
+    def _captions(self, motion_id, split, lines: list[bytes], n_frames: int, text_path: str, plain: bool):
         whole: list[Caption] = []
         spans: dict[tuple[int, int], list[Caption]] = defaultdict(list)
-        for line_no, raw in enumerate(split_caption_lines(raw_text), start=1):
+        max_chars = getattr(self.cfg, "max_caption_chars", None)
+        for line_no, raw in enumerate(lines, start=1):
             self.counts["captions_in"] += 1
             try:
-                cap = parse_caption_line(raw, allow_plain=plain)
+                cap = parse_caption_line(raw, allow_plain=plain, max_chars=max_chars)
                 if not cap.whole_clip:
+                    if cap.end * self.cfg.fps >= n_frames + 1:  # as int(end * fps) > n_frames, without int(1e308)
+                        raise CaptionError("span_outside_clip", f"span {cap.start:g}s..{cap.end:g}s ends after the "
+                                           f"clip's {n_frames} frames")  # fmt: skip
                     start_f, end_f = int(cap.start * self.cfg.fps), int(cap.end * self.cfg.fps)
                     if start_f >= n_frames or end_f > n_frames:
                         raise CaptionError("span_outside_clip", f"span {cap.start:g}s..{cap.end:g}s = frames "
                                            f"[{start_f}, {end_f}) but the clip has {n_frames} frames")  # fmt: skip
             except CaptionError as exc:
                 self.reject(f"{motion_id}/texts:{line_no}", exc.reason, exc.detail, split, text_path)
+                self.counts["captions_quarantined"] += 1
+                continue
+            except Exception as exc:  # a line is one record: whatever it does, it is quarantined alone
+                self.reject(f"{motion_id}/texts:{line_no}", "read_failed", f"{type(exc).__name__}: {excerpt(str(exc))}",
+                            split, text_path)  # fmt: skip
                 self.counts["captions_quarantined"] += 1
                 continue
             if cap.whole_clip or not self.cfg.subclips:
@@ -90,7 +103,14 @@ class ClipRows:
         if raw_text is None:
             whole, spans, full_row = [], {}, True
         else:
-            whole, spans = self._captions(motion_id, split, raw_text, n_frames, text_path, plain_captions)
+            lines = split_caption_lines(raw_text)
+            max_captions = getattr(self.cfg, "max_captions", None)
+            if max_captions is not None and len(lines) > max_captions:
+                self.reject(motion_id, "too_many_captions", f"{text_path} has {len(lines):,} lines; "
+                            f"ingest.max_captions is {max_captions}", split, text_path)  # fmt: skip
+                self.counts["clips_quarantined"] += 1
+                return
+            whole, spans = self._captions(motion_id, split, lines, n_frames, text_path, plain_captions)
             full_row = bool(whole)
         base = {"source": self.source, "source_path": source_path, "mirror_of": mirror_of, "split": split,
                 "fps": self.cfg.fps}  # fmt: skip

@@ -2,6 +2,10 @@
 with decord (ffmpeg as the fallback), turn them upright per the file's rotation, resize to a short
 side, and encode JPEG. Times are the frames' real presentation timestamps, so variable-frame-rate
 files sample correctly.
+
+Memory stays bounded whatever the sampling asks for: decord decodes ``DECODE_CHUNK`` frames at a time and
+each is JPEG-encoded before the next chunk; ffmpeg's frames are read from its pipe one at a time. Frames too
+large to decode at all are refused before this module sees them (``frames.max_pixels``, ``stages.media``).
 """
 
 from __future__ import annotations
@@ -15,7 +19,10 @@ import numpy as np
 
 from stages.media import MediaError, VideoInfo, ffmpeg_exe, ffprobe_exe
 
-__all__ = ["SampledFrames", "decode_frames", "frame_times", "sample_fps_frames", "sample_uniform_frames", "target_size"]
+__all__ = ["DECODE_CHUNK", "SampledFrames", "decode_frames", "frame_times", "sample_fps_frames", "sample_uniform_frames",
+           "target_size"]  # fmt: skip
+
+DECODE_CHUNK = 8  # frames decord decodes at once (at native size): the default frames.num_frames in one go
 
 
 @dataclass
@@ -97,23 +104,46 @@ def _decode_decord(reader, indices, info: VideoInfo, size_display) -> np.ndarray
                      for f in frames])  # fmt: skip
 
 
-def _decode_ffmpeg(path, indices, size_display) -> np.ndarray:
-    """ffmpeg picks the frames by number and applies the rotation itself (autorotate)."""
+def _jpegs_decord(reader, indices, info: VideoInfo, size_display, quality: int) -> list[bytes]:
+    jpegs = []
+    for k in range(0, len(indices), DECODE_CHUNK):
+        jpegs += [_jpeg(f, quality) for f in _decode_decord(reader, indices[k : k + DECODE_CHUNK], info, size_display)]
+    return jpegs
+
+
+def _jpegs_ffmpeg(path, indices, size_display, quality: int) -> list[bytes]:
+    """ffmpeg picks the frames by number, applies the rotation itself (autorotate) and scales; each frame is
+    read from the pipe and encoded before the next (stderr goes to a file: a pipe could fill and stall it)."""
+    import tempfile
+
     import ffmpeg
 
     w, h = size_display
+    frame_bytes = w * h * 3
     wanted = sorted(set(map(int, indices)))
     select = "+".join(f"eq(n,{i})" for i in wanted)
     stream = ffmpeg.input(str(path)).filter("select", select).filter("scale", w, h)
     args = ffmpeg.compile(ffmpeg.output(stream, "pipe:", format="rawvideo", pix_fmt="rgb24", fps_mode="passthrough"),
                           cmd=[ffmpeg_exe(), "-hide_banner", "-loglevel", "error"])  # fmt: skip
-    proc = subprocess.run(args, capture_output=True)
-    frames = np.frombuffer(proc.stdout, np.uint8)
-    if proc.returncode or frames.size != len(wanted) * w * h * 3:
-        raise MediaError("undecodable", f"{Path(path).name}: ffmpeg decoded {frames.size // max(w * h * 3, 1)} of "
-                         f"{len(wanted)} frames ({proc.stderr.decode(errors='replace').strip()[-200:]})")  # fmt: skip
-    by_index = dict(zip(wanted, frames.reshape(len(wanted), h, w, 3), strict=True))
-    return np.stack([by_index[int(i)] for i in indices])
+    by_index: dict[int, bytes] = {}
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL)
+        try:
+            for i in wanted:
+                raw = proc.stdout.read(frame_bytes)
+                if len(raw) != frame_bytes:
+                    break
+                by_index[i] = _jpeg(np.frombuffer(raw, np.uint8).reshape(h, w, 3), quality)
+            proc.stdout.read()  # (anything beyond the wanted frames is ignored, as before)
+        finally:
+            proc.stdout.close()
+            returncode = proc.wait()
+        err.seek(0)
+        stderr = err.read()[-4096:].decode(errors="replace").strip()
+    if returncode or len(by_index) != len(wanted):
+        raise MediaError("undecodable", f"{Path(path).name}: ffmpeg decoded {len(by_index)} of {len(wanted)} frames "
+                         f"({stderr[-200:]})")  # fmt: skip
+    return [by_index[int(i)] for i in indices]
 
 
 def decode_frames(path: str | Path, info: VideoInfo, indices: np.ndarray, times: np.ndarray, *, reader=None,
@@ -121,14 +151,14 @@ def decode_frames(path: str | Path, info: VideoInfo, indices: np.ndarray, times:
     """Decode ``indices`` (with ``reader``, decord's, when there is one; else, or if it fails, ffmpeg),
     upright and resized so the display's short side is ``short_side``, as JPEG."""
     size_display = target_size(*info.display_size, short_side)
-    decoder, frames = "decord", None
+    decoder, jpegs = "decord", None
     if reader is not None:
         try:
-            frames = _decode_decord(reader, indices, info, size_display)
+            jpegs = _jpegs_decord(reader, indices, info, size_display, quality)
         except Exception:  # fall back to ffmpeg for anything decord cannot decode
-            frames = None
-    if frames is None:
+            jpegs = None
+    if jpegs is None:
         decoder = "ffmpeg"
-        frames = _decode_ffmpeg(path, indices, size_display)
-    return SampledFrames([int(i) for i in indices], [float(times[i]) for i in indices],
-                         [_jpeg(f, quality) for f in frames], size_display[0], size_display[1], decoder)  # fmt: skip
+        jpegs = _jpegs_ffmpeg(path, indices, size_display, quality)
+    return SampledFrames([int(i) for i in indices], [float(times[i]) for i in indices], jpegs, size_display[0],
+                         size_display[1], decoder)  # fmt: skip

@@ -5,6 +5,12 @@ parameters (Motion-X style) — build that motion through the kinematics stage a
 Input batch columns: ``video_id``, ``path`` (relative to the source root), ``captions`` (list), ``split``,
 ``start``/``end`` (seconds or null), ``offset`` (motion time at ``start``), ``motion_id``,
 ``motion_frames`` (frames of the linked motion, or null), ``smpl`` (per-frame SMPL-X ``.npy`` or null).
+
+A video's ``path`` and ``smpl`` must resolve inside the source root (or ``ingest.allowed_roots``):
+``../x.mp4``, an absolute path elsewhere, or a symlink out is ``path_outside_root`` and is never opened. The
+probe's frame size, frame count and duration are checked against ``frames.max_*`` before any decode
+(``too_many_pixels``, ``too_many_video_frames``, ``video_too_long``). Any other failure of one video is
+``read_failed`` with the exception type, never an aborted unit.
 """
 
 from __future__ import annotations
@@ -14,13 +20,15 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from schemas.quarantine import Reject
+from schemas.quarantine import Reject, excerpt
 from schemas.video import VIDEO_SCHEMA
 from stages import StageResult
 from stages.align import common_segment, motion_frames_for
 from stages.clips import ClipRows
 from stages.frames import decode_frames, frame_times, sample_fps_frames, sample_uniform_frames
-from stages.media import MediaError, probe_video
+from stages.media import MediaError, check_video_caps, ffprobe_exe, probe_video
+from stages.smpl import BodyModelError
+from stages.source_files import SourceFileError, SourceRoot
 
 __all__ = ["STAGE", "ingest_video"]
 
@@ -28,14 +36,15 @@ STAGE = "ingest_video"
 MOTION_FPS = 20.0
 
 
-def _smpl_motion(path: Path, fps: float, models):
+def _smpl_motion(path: Path, fps: float, models, max_frames: int):
     from stages.kinematics import features_to_joints, joints_to_features
     from stages.smpl import SmplFileError, motionx_joints, read_motionx_npy
 
     try:
-        joints = motionx_joints(read_motionx_npy(path, fps=fps), models)
-    except SmplFileError as exc:
-        raise MediaError("unreadable_smpl", str(exc)) from None
+        joints = motionx_joints(read_motionx_npy(path, fps=fps, max_frames=max_frames), models)
+    except SmplFileError as exc:  # a cap or a header that lies keeps its own reason; anything else is unreadable
+        reason = exc.reason if exc.reason in ("too_many_frames", "truncated_file", "wrong_dtype") else "unreadable_smpl"
+        raise MediaError(reason, str(exc)) from None
     if len(joints) < 2:
         raise MediaError("unreadable_smpl", f"{path.name}: {len(joints)} frame(s)")
     features = joints_to_features(joints)
@@ -44,21 +53,27 @@ def _smpl_motion(path: Path, fps: float, models):
 
 def ingest_video(batch: pa.Table, frames_cfg, align_cfg, ingest_cfg, *, root: str | Path, models=None,
                  smpl_fps: float | None = None) -> StageResult:  # fmt: skip
-    root = Path(root)
+    src = SourceRoot(root, ingest_cfg.allowed_roots)
     rows, rejects, counts = [], [], Counter()
     motions = ClipRows(STAGE, "video", ingest_cfg)  # motions built from per-frame SMPL-X files
+    if batch.num_rows:
+        ffprobe_exe()  # a missing ffprobe is the installation's problem, not each video's: it stops the unit here
     for rec in batch.to_pylist():
         counts["videos_in"] += 1
         vid, split, rel = rec["video_id"], rec["split"], rec["path"]
         try:
-            info = probe_video(root / rel)
-            times, reader = frame_times(root / rel, info)
+            path = src.resolve(rel)  # both files checked before either is opened
+            smpl_path = src.resolve(rec["smpl"]) if rec["smpl"] else None
+            info = probe_video(path)
+            check_video_caps(info, max_pixels=frames_cfg.max_pixels, max_frames=frames_cfg.max_video_frames,
+                             max_seconds=frames_cfg.max_video_seconds)  # fmt: skip
+            times, reader = frame_times(path, info)
             start = float(rec["start"] or 0.0)
             end = float(rec["end"]) if rec["end"] is not None else float(times[-1] + 1.0 / info.fps)
             motion_id, motion_frames = rec["motion_id"], rec["motion_frames"]
             smpl_motion = None
-            if rec["smpl"]:
-                smpl_motion = _smpl_motion(root / rec["smpl"], smpl_fps or info.fps, models)
+            if smpl_path is not None:
+                smpl_motion = _smpl_motion(smpl_path, smpl_fps or info.fps, models, ingest_cfg.max_file_frames)
                 motion_frames = len(smpl_motion[0])
             alignment = None
             if motion_frames is not None:
@@ -69,12 +84,17 @@ def ingest_video(batch: pa.Table, frames_cfg, align_cfg, ingest_cfg, *, root: st
                 idx = sample_fps_frames(times, frames_cfg.sample_fps, start, end)
             else:
                 idx = sample_uniform_frames(times, frames_cfg.num_frames, start, end)
-            sampled = decode_frames(root / rel, info, idx, times, reader=reader, short_side=frames_cfg.short_side,
+            sampled = decode_frames(path, info, idx, times, reader=reader, short_side=frames_cfg.short_side,
                                     quality=frames_cfg.jpeg_quality)  # fmt: skip
-        except MediaError as exc:
+        except BodyModelError:  # the config's body models, not this video: the unit stops, naming them
+            raise
+        except Exception as exc:  # MediaError / SourceFileError carry their reason; anything else is read_failed
+            reason = getattr(exc, "reason", None) if isinstance(exc, (MediaError, SourceFileError)) else None
+            detail = exc.detail if reason else f"{type(exc).__name__}: {excerpt(str(exc))}"
+            reason = reason or "read_failed"
             counts["videos_quarantined"] += 1
-            counts[f"dropped_{exc.reason}"] += 1
-            rejects.append(Reject(vid, "video", STAGE, exc.reason, exc.detail, "video", rel, split))
+            counts[f"dropped_{reason}"] += 1
+            rejects.append(Reject(vid, "video", STAGE, reason, detail, "video", rel, split))
             continue
         if smpl_motion is not None:
             features, joints = smpl_motion

@@ -13,7 +13,7 @@ from fractions import Fraction
 from functools import cache
 from pathlib import Path
 
-__all__ = ["MediaError", "VideoInfo", "ffmpeg_exe", "ffprobe_exe", "probe_video"]
+__all__ = ["MediaError", "VideoInfo", "check_video_caps", "ffmpeg_exe", "ffprobe_exe", "probe_video"]
 
 
 class MediaError(ValueError):
@@ -116,9 +116,29 @@ def probe_video(path: str | Path) -> VideoInfo:
     if frames < 0.9 * expected - 2:  # the header promises more than the file holds: cut off while copying
         raise MediaError("truncated", f"{path.name}: {frames} frames present of about {expected:.0f} "
                          f"({duration:.2f} s at {fps:.3g} fps) the header announces")  # fmt: skip
+    try:
+        width, height = int(video["width"]), int(video["height"])
+    except (KeyError, TypeError, ValueError):
+        raise MediaError("unreadable_video", f"{path.name}: ffprobe gives no frame size") from None
+    if width <= 0 or height <= 0:
+        raise MediaError("unreadable_video", f"{path.name}: frame size {width}×{height}")
     return VideoInfo(
         duration=duration, fps=fps, variable_frame_rate=bool(avg and base and abs(avg - base) / base > 0.01),
-        num_frames=frames, width=int(video["width"]), height=int(video["height"]),
+        num_frames=frames, width=width, height=height,
         codec=str(video.get("codec_name", "?")), rotation=_rotation(video),
         has_audio=any(s.get("codec_type") == "audio" for s in streams),
     )  # fmt: skip
+
+
+def check_video_caps(info: VideoInfo, *, max_pixels: int, max_frames: int, max_seconds: float) -> None:
+    """Refuse, from the probe alone and before any frame is decoded, a video that would cost too much to
+    decode: a frame over ``max_pixels`` (decoders hold several native-size frames, so an 8K or 16K stream of
+    a few hundred KB can take GBs), more than ``max_frames`` frames, or longer than ``max_seconds``. Each cap
+    is its own quarantine reason."""
+    if info.width * info.height > max_pixels:
+        raise MediaError("too_many_pixels", f"frames of {info.width}×{info.height} = {info.width * info.height:,} "
+                         f"pixels; frames.max_pixels is {max_pixels:,}")  # fmt: skip
+    if info.num_frames > max_frames:
+        raise MediaError("too_many_video_frames", f"{info.num_frames:,} frames; frames.max_video_frames is {max_frames:,}")
+    if info.duration > max_seconds:
+        raise MediaError("video_too_long", f"{info.duration:.1f} s; frames.max_video_seconds is {max_seconds:g}")

@@ -13,11 +13,13 @@ import contextlib
 import functools
 import io
 import logging
-import zipfile
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+
+from stages.source_files import SourceFileError, read_npy, read_npz
 
 __all__ = [
     "AMASS_TO_YUP",
@@ -36,6 +38,8 @@ log = logging.getLogger(__name__)
 BODY_JOINTS = 22
 HUMANML3D_FPS = 20.0
 MOTIONX_FPS = 30.0  # Motion-X's SMPL-X files (its HumanML3D subset included) are at 30 fps
+# Frames a motion file may hold when the caller gives no cap (ingest.max_file_frames is the configured one).
+DEFAULT_MAX_FRAMES = 100_000
 # HumanML3D multiplies AMASS joints (row vectors) by this: (x, y, z) → (x, z, y), making Y the up axis.
 AMASS_TO_YUP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
 # Leading seconds HumanML3D drops from some AMASS datasets before cropping (calibration poses).
@@ -94,55 +98,66 @@ def _check(path, name: str, arr: np.ndarray, width: int) -> np.ndarray:
     return arr.astype(np.float32)
 
 
-def read_amass_npz(path: str | Path) -> SmplParams:
-    """One AMASS sequence. Raises :class:`SmplFileError` naming the file and the problem."""
+def _file_error(path, exc: SourceFileError) -> SmplFileError:
+    detail = f"{path}: unreadable ({exc.detail})" if exc.reason == "unreadable_file" else exc.detail
+    return SmplFileError(detail, reason=exc.reason)
+
+
+def read_amass_npz(path: str | Path, max_frames: int = DEFAULT_MAX_FRAMES) -> SmplParams:
+    """One AMASS sequence. Raises :class:`SmplFileError` naming the file and the problem. Every member's
+    header is checked against its size before it is decompressed, and nothing pickled is loaded."""
     try:
-        z = np.load(path, allow_pickle=False)  # AMASS files hold plain arrays: refuse anything pickled
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise SmplFileError(f"{path}: unreadable ({exc})") from None
-    with z:
-        keys = set(z.files)
-        fps_key = next((k for k in ("mocap_framerate", "mocap_frame_rate") if k in keys), None)
-        missing = [k for k in ("trans", "betas") if k not in keys] + ([] if fps_key else ["mocap_framerate"])
-        if missing:
-            raise SmplFileError(f"{path}: missing key(s) {', '.join(missing)} (not an AMASS motion file?)")
+        z = read_npz(Path(path), str(path), max_frames=max_frames)
+    except SourceFileError as exc:
+        raise _file_error(path, exc) from None
+    keys = set(z)
+    fps_key = next((k for k in ("mocap_framerate", "mocap_frame_rate") if k in keys), None)
+    missing = [k for k in ("trans", "betas") if k not in keys] + ([] if fps_key else ["mocap_framerate"])
+    if missing:
+        raise SmplFileError(f"{path}: missing key(s) {', '.join(missing)} (not an AMASS motion file?)")
+    try:
         fps = float(z[fps_key])
-        gender = _gender(z["gender"]) if "gender" in keys else "neutral"
-        trans, betas = z["trans"], np.asarray(z["betas"], np.float32).reshape(-1)
-        if "root_orient" in keys and "pose_body" in keys:  # SMPL-X stage-ii layout
-            p = SmplParams("smplx", gender, fps, _check(path, "root_orient", z["root_orient"], 3),
-                           _check(path, "pose_body", z["pose_body"], 63), _check(path, "trans", trans, 3), betas,
-                           pose_hand=_check(path, "pose_hand", z["pose_hand"], 90) if "pose_hand" in keys else None,
-                           pose_jaw=_check(path, "pose_jaw", z["pose_jaw"], 3) if "pose_jaw" in keys else None)  # fmt: skip
-        elif "poses" in keys:
-            poses = z["poses"]
-            width = poses.shape[1] if poses.ndim == 2 else None
-            if width == 156:  # SMPL+H: root 3, body 63, hands 90
-                model, hand, jaw = "smplh", poses[:, 66:156], None
-            elif width == 165:  # SMPL-X: root 3, body 63, jaw 3, eyes 6, hands 90
-                model, hand, jaw = "smplx", poses[:, 75:165], poses[:, 66:69]
-            else:
-                raise SmplFileError(f"{path}: poses has shape {poses.shape}; expected (T, 156) SMPL+H or (T, 165) SMPL-X")
-            poses = _check(path, "poses", poses, width)
-            p = SmplParams(model, gender, fps, poses[:, :3], poses[:, 3:66], _check(path, "trans", trans, 3), betas,
-                           pose_hand=hand, pose_jaw=jaw)  # fmt: skip
+    except (TypeError, ValueError):
+        raise SmplFileError(f"{path}: {fps_key} is not one number (shape {z[fps_key].shape})") from None
+    gender = _gender(z["gender"]) if "gender" in keys else "neutral"
+    trans, betas = z["trans"], np.asarray(z["betas"], np.float32).reshape(-1)
+    if "root_orient" in keys and "pose_body" in keys:  # SMPL-X stage-ii layout
+        p = SmplParams("smplx", gender, fps, _check(path, "root_orient", z["root_orient"], 3),
+                       _check(path, "pose_body", z["pose_body"], 63), _check(path, "trans", trans, 3), betas,
+                       pose_hand=_check(path, "pose_hand", z["pose_hand"], 90) if "pose_hand" in keys else None,
+                       pose_jaw=_check(path, "pose_jaw", z["pose_jaw"], 3) if "pose_jaw" in keys else None)  # fmt: skip
+    elif "poses" in keys:
+        poses = z["poses"]
+        width = poses.shape[1] if poses.ndim == 2 else None
+        if width == 156:  # SMPL+H: root 3, body 63, hands 90
+            model, hand, jaw = "smplh", poses[:, 66:156], None
+        elif width == 165:  # SMPL-X: root 3, body 63, jaw 3, eyes 6, hands 90
+            model, hand, jaw = "smplx", poses[:, 75:165], poses[:, 66:69]
         else:
-            raise SmplFileError(f"{path}: no poses (neither 'poses' nor 'root_orient'/'pose_body')")
+            raise SmplFileError(f"{path}: poses has shape {poses.shape}; expected (T, 156) SMPL+H or (T, 165) SMPL-X")
+        poses = _check(path, "poses", poses, width)
+        p = SmplParams(model, gender, fps, poses[:, :3], poses[:, 3:66], _check(path, "trans", trans, 3), betas,
+                       pose_hand=hand, pose_jaw=jaw)  # fmt: skip
+    else:
+        raise SmplFileError(f"{path}: no poses (neither 'poses' nor 'root_orient'/'pose_body')")
     if len(p.trans) != len(p):
         raise SmplFileError(f"{path}: {len(p)} pose frames but {len(p.trans)} translations")
-    if fps <= 0:
+    if not (math.isfinite(fps) and 0 < fps <= 10_000):
         raise SmplFileError(f"{path}: frame rate {fps}")
     return p
 
 
-def read_motionx_npy(path: str | Path, fps: float = MOTIONX_FPS) -> SmplParams:
+def read_motionx_npy(path: str | Path, fps: float = MOTIONX_FPS, max_frames: int = DEFAULT_MAX_FRAMES) -> SmplParams:
     """A Motion-X SMPL-X sequence, (T, 322): root_orient 3, pose_body 63, pose_hand 90, jaw 3, face_expr 50,
-    face_shape 100, trans 3, betas 10. Motion-X stores it Y-up already, facing +Z at the start."""
+    face_shape 100, trans 3, betas 10. Motion-X stores it Y-up already, facing +Z at the start. The header
+    is checked against the file size before anything is allocated."""
     try:
-        a = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
-        raise SmplFileError(f"{path}: unreadable ({exc})") from None
+        a = read_npy(Path(path), str(path), max_frames=max_frames)
+    except SourceFileError as exc:
+        raise _file_error(path, exc) from None
     a = _check(path, "motion", a, 322)
+    if len(a) == 0:
+        raise SmplFileError(f"{path}: 0 frames", reason="too_short")
     col = {k: a[:, s:e] for k, (s, e) in MOTIONX_LAYOUT.items()}
     return SmplParams("smplx", "neutral", fps, col["root_orient"], col["pose_body"], col["trans"], col["betas"][0],
                       pose_hand=col["pose_hand"], pose_jaw=col["pose_jaw"],

@@ -66,3 +66,49 @@ def test_hash_ignores_where_it_runs(tmp_path):
     b = load_config(None, ["executor=ray", "ray.num_cpus=1"], [f"humanml3d={tmp_path}"])
     c = load_config(None, ["shard.max_rows=3"], [f"humanml3d={tmp_path}"])
     assert config_hash(a) == config_hash(b) != config_hash(c)
+
+
+def _numeric_keys(node=None, prefix=""):
+    """Every int/float key of the config tree (introspected, so a key added later is covered too)."""
+    import dataclasses
+    import typing
+
+    from pipeline.config import BuildConfig
+
+    cls = node or BuildConfig
+    for f in dataclasses.fields(cls):
+        tp = typing.get_type_hints(cls)[f.name]
+        args = [a for a in typing.get_args(tp) if a is not type(None)] or [tp]
+        if dataclasses.is_dataclass(args[0]):
+            yield from _numeric_keys(args[0], f"{prefix}{f.name}.")
+        elif args[0] in (int, float):
+            yield f"{prefix}{f.name}", args[0]
+
+
+NUMERIC_KEYS = list(_numeric_keys())
+
+
+@pytest.mark.parametrize("key,tp", NUMERIC_KEYS, ids=[k for k, _ in NUMERIC_KEYS])
+def test_every_number_is_checked_on_load(key, tp):
+    bad = ["-1"] + ([".nan", ".inf", "-.inf"] if tp is float else [])
+    for value in bad:
+        with pytest.raises(ConfigError, match=f"^{key.replace('.', '[.]')}: must be"):
+            load_config(None, [f"{key}={value}"])
+
+
+def test_upper_bounds_and_safe_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="frames.short_side: must be <= 4096, got 1000000"):
+        load_config(None, ["frames.short_side=1000000"])
+    with pytest.raises(ConfigError, match="--set seed: not valid YAML"):
+        load_config(None, ["seed=!!python/name:os.system"])
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("seed: " + "[" * 5000 + "]" * 5000)
+    with pytest.raises(ConfigError, match="nested"):
+        load_config(deep)
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes("seed: 1 # caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_config(latin1)
+    bom = tmp_path / "bom.yaml"
+    bom.write_bytes(b"\xef\xbb\xbfseed: 3\n")
+    assert load_config(bom).seed == 3

@@ -41,3 +41,26 @@ def test_unit_id_changes_with_content(tmp_path):
 def test_tree_without_split_files_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="no split file"):
         _plan(tmp_path)
+
+
+def test_ids_are_read_bom_safe_and_capped_at_a_file_name(tmp_path):
+    (tmp_path / "train.txt").write_bytes(b"\xef\xbb\xbfa1\r\n" + b"L" * 251 + b"\r\n" + b"T" * 252 + b"\rab\x0bcd\n")
+    plan = _plan(tmp_path)
+    assert [u.record_ids for u in plan.units] == [("a1", "L" * 251)]
+    assert {(r.record_id[:4], r.reason) for r in plan.rejects} == {("TTTT", "invalid_id"), ("ab\\x", "invalid_id")}
+
+
+def test_a_metadata_line_that_is_not_a_json_object_is_its_own_quarantine_row(tmp_path):
+    import json
+
+    (tmp_path / "v.mp4").write_bytes(b"")
+    lines = [json.dumps({"path": "v.mp4", "split": "train"}), "{broken", "[1, 2]",
+             json.dumps({"path": "v.mp4", "video_id": "s", "split": "train", "captions": "a string"}),
+             json.dumps({"path": "v.mp4", "video_id": "m", "split": "train", "captions": ["ok", 1]})]  # fmt: skip
+    (tmp_path / "metadata.jsonl").write_text("\n".join(lines) + "\n")
+    plan = plan_build(load_config(None, [], [f"video={tmp_path}"]))
+    assert {(r.record_id, r.reason) for r in plan.rejects} == {
+        ("metadata.jsonl:2", "invalid_json"), ("metadata.jsonl:3", "invalid_metadata"), ("s", "invalid_captions"),
+        ("m", "invalid_captions")}  # fmt: skip
+    assert [u.record_ids for u in plan.units] == [("v",)]
+    assert plan.counters["videos_listed"] == plan.counters["videos_planned"] + plan.counters["videos_quarantined"] == 5
