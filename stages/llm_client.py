@@ -1,8 +1,15 @@
 """Annotator backends. ``offline``: deterministic answers from the kinematic facts, no network.
 ``openai``: any OpenAI-compatible chat-completions endpoint through the official ``openai`` client —
 bounded requests in flight, a rate limit, retries with exponential backoff and jitter on 429/5xx/timeouts
-(honouring Retry-After), structured output, one re-ask when the answer breaks the schema, and a response
-cache that makes a rerun free. The API key is read from the environment and never logged or stored.
+(honouring Retry-After, within the backoff cap), structured output, one re-ask when the answer breaks the
+schema, and a response cache that makes a rerun free. The API key is read from the environment and never
+logged or stored.
+
+Every reply is untrusted input: a body that is not a chat completion (not JSON, a list, ``choices`` of the
+wrong type, no content, an ``error`` object in a 200, more bytes than any answer within ``max_tokens``
+needs…) is one record's failure — retried when a retry can help, else quarantined with its reason — never
+an aborted build. Whatever a server sends back is redacted (``Redactor``: the key and every credential
+header value we send) before it is quoted in a quarantine detail or a log line, and quoted short.
 """
 
 from __future__ import annotations
@@ -10,9 +17,11 @@ from __future__ import annotations
 import asyncio
 import atexit
 import base64
+import email.utils
 import hashlib
 import json
 import logging
+import math
 import os
 import random
 import threading
@@ -20,12 +29,15 @@ import time
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from queue import SimpleQueue
+from urllib.parse import quote, quote_plus
 
 import jsonschema_rs
 
+from schemas.quarantine import excerpt
 from stages.annotate import (
     ClipRequest,
     caption_schema,
@@ -36,7 +48,7 @@ from stages.annotate import (
     video_schema,
 )
 
-__all__ = ["AnnotatorError", "AnswerResult", "OfflineAnnotator", "OpenAIAnnotator", "ResponseCache"]
+__all__ = ["AnnotatorError", "AnswerResult", "OfflineAnnotator", "OpenAIAnnotator", "Redactor", "ResponseCache"]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +64,20 @@ def _validator(kind: str, max_items: int):
 SYSTEM = "You are a careful annotator of human motion data. You answer with JSON only."
 OFFLINE_MODEL = "movid-offline-v1"
 CONNECTIONS_PER_CLIENT = 8
+REDACTED = "[REDACTED]"
+# Bounds on what a reply can make us hold, send or store. A chat completion within max_tokens is a few KB
+# (~4 characters a token, JSON escapes at most 6×): a body past the cap is not an answer, and reading it
+# whole would let one reply take the worker's memory.
+MIN_BODY_BYTES = 4 << 20
+ECHO_CHARS = 4000  # of an invalid answer, sent back in the re-ask (a valid answer is far shorter)
+PROBLEM_CHARS = 300  # of a validation error's message (it can quote the whole answer)
+QUOTE_CHARS = 200  # of a server's text, quoted in a quarantine detail or a log line
+DETAIL_CHARS = 500  # of a whole detail
+MODEL_CHARS = 200  # a reply's "model" longer than this is not a model name
+# The openai client returns the HTTP response unread when a request carries this header (its
+# with_streaming_response does the same), so the body can be read with a bound.
+_STREAM_HEADER = "X-Stainless-Raw-Response"
+_RETRY_STATUS = (408, 409)  # besides 429 and 5xx: a timeout and a conflict on the server's side
 
 
 class AnnotatorError(RuntimeError):
@@ -67,6 +93,127 @@ class AnswerResult:
     usage: Counter = field(default_factory=Counter)
 
 
+class Redactor:
+    """Removes every trace of some secrets (the API key, the values of the credential headers we send) from
+    text a server sent back, before it is stored or logged: each secret as sent, URL-encoded, and
+    base64-encoded (at each of base64's three alignments, so it is found inside a longer encoded header too),
+    and any piece of one at least ``WINDOW`` characters long — a server that echoes a header cut short, or a
+    detail cut at a length limit, leaves no usable part of a key. Each trace becomes ``[REDACTED]``."""
+
+    WINDOW = 12
+
+    def __init__(self, secrets):
+        forms: set[str] = set()
+        for secret in filter(None, secrets):
+            forms |= {secret, quote(secret, safe=""), quote_plus(secret)}
+            raw = secret.encode()
+            for pad in range(3):  # the characters of an encoding that depend on the secret's bytes alone
+                start, end = (8 * pad + 5) // 6, (8 * pad + 8 * len(raw)) // 6
+                for encode in (base64.b64encode, base64.urlsafe_b64encode):
+                    forms.add(encode(b"\0" * pad + raw).decode()[start:end])
+        w = self.WINDOW
+        self.short = sorted((f for f in forms if 0 < len(f) < w), key=len, reverse=True)
+        self.pieces = {f[i : i + w] for f in forms if len(f) >= w for i in range(len(f) - w + 1)}
+        # for leaks(): aligned chunks of the secrets as sent; any piece of 2·WINDOW-1 characters holds one
+        plain = {f for s in filter(None, secrets) for f in (s, quote(s, safe=""))}
+        self.chunks = {f[i : i + w] for f in plain if len(f) >= w for i in range(0, len(f) - w + 1, w)}
+        self.chunks |= {f for f in plain if len(f) < w}
+        self.longest = max(map(len, forms), default=0)
+
+    def __call__(self, text: str, upto: int | None = None) -> str:
+        """``text`` with every trace of the secrets replaced by ``[REDACTED]``; with ``upto``, only the part
+        before that position (a trace that starts before it and runs past it is redacted whole)."""
+        upto = len(text) if upto is None else upto
+        if not text or not (self.pieces or self.short):
+            return text[:upto]
+        w, marked = self.WINDOW, bytearray(len(text))
+        for i in range(len(text) - w + 1):
+            if text[i : i + w] in self.pieces:
+                marked[i : i + w] = b"\1" * w
+        for form in self.short:
+            start = text.find(form)
+            while start >= 0:
+                marked[start : start + len(form)] = b"\1" * len(form)
+                start = text.find(form, start + 1)
+        if not any(marked):
+            return text[:upto]
+        out, i = [], 0
+        while i < upto:
+            j = i
+            while j < len(text) and marked[j] == marked[i]:
+                j += 1
+            out.append(REDACTED if marked[i] else text[i : min(j, upto)])
+            i = j
+        return "".join(out)
+
+    def quote(self, value, limit: int = QUOTE_CHARS) -> str:
+        """A short, printable, redacted excerpt of ``value`` (anything a server sent: text, bytes, parsed
+        JSON) for a detail or a log line. Redacting is a Python loop over the text, so a long text is cut
+        first — at a margin past ``limit`` — and what lies within one secret's length of that cut, where a
+        secret cut in two could hide, is dropped; the excerpt is cut to ``limit`` after redaction only."""
+        keep = 2 * limit + self.longest  # characters looked at
+        if isinstance(value, bytes):  # (at most 4 bytes a character: this prefix decodes to >= keep characters)
+            text = value[: 4 * keep].decode("utf-8", "backslashreplace")
+        else:
+            text = value if isinstance(value, str) else repr(value)
+        cut = len(text) > keep
+        return excerpt(self(text[:keep], keep - self.longest if cut else None), limit)
+
+    def leaks(self, text: str) -> bool:
+        """Whether ``text`` holds a secret as sent (or a piece of 2·WINDOW-1 characters of one): a fast check
+        (a few substring searches) for the hot path, where every answer is looked at."""
+        return any(chunk in text for chunk in self.chunks)
+
+
+class _BadReply(Exception):
+    """A request that got no usable completion: its quarantine reason, a detail (not yet redacted), whether
+    another attempt can help, and how long the server asked us to wait first."""
+
+    def __init__(self, reason: str, detail: str, retry: bool = False, delay: float | None = None):
+        super().__init__(detail)
+        self.reason, self.detail, self.retry, self.delay = reason, detail, retry, delay
+
+
+def _json_type(value) -> str:
+    """The JSON name of a parsed value's type, for details."""
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+def _token_count(value) -> int:
+    """A usage figure as a count: a non-negative whole number, else 0 (a server's usage is not trusted to
+    be numbers at all; a garbage figure must neither abort the build nor poison the build's cost)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0
+    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+        return 0
+    return int(value) if 0 <= value < 2**53 else 0
+
+
+def _texts(messages: list[dict]):
+    """The text of each message and text part (image parts are bounded by the frames config)."""
+    for m in messages:
+        if isinstance(m["content"], str):
+            yield m["content"]
+        else:
+            yield from (p.get("text", "") for p in m["content"])
+
+
+def _prompt_chars(messages: list[dict]) -> int:
+    """Characters of text in the messages."""
+    return sum(map(len, _texts(messages)))
+
+
+def _sendable(text: str) -> str:
+    """``text`` as valid Unicode: a lone surrogate (JSON allows ``\\ud800``) cannot be encoded as UTF-8,
+    and would make the next request's body or a shard fail to encode."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+
+
 class OfflineAnnotator:
     name = "offline"
 
@@ -76,12 +223,12 @@ class OfflineAnnotator:
 
     def answer_all(self, requests: list[ClipRequest], kind: str = "motion") -> list[AnswerResult]:
         if kind in ("video", "video_qa"):  # video_qa: the same QA, from the re-caption and the human captions
-            answers = [offline_video_answer(r, self.qa_per_clip) for r in requests]
+            answers = [offline_video_answer(r, self.qa_per_clip, self.seed) for r in requests]
             if kind == "video_qa":
                 answers = [{"qa": a["qa"]} for a in answers]
             return [AnswerResult(a, model=OFFLINE_MODEL) for a in answers]
         if kind == "caption":
-            return [AnswerResult(offline_caption(r), model=OFFLINE_MODEL) for r in requests]
+            return [AnswerResult(offline_caption(r, self.seed), model=OFFLINE_MODEL) for r in requests]
         return [AnswerResult(offline_answer(r, self.qa_per_clip, self.seed), model=OFFLINE_MODEL) for r in requests]
 
 
@@ -96,7 +243,8 @@ class ResponseCache:
 
     @staticmethod
     def key(**parts) -> str:
-        return hashlib.sha256(json.dumps(parts, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+        text = json.dumps(parts, sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
     def _path(self, key: str) -> str:
         return f"{self.folder}/{key[:2]}/{key}.json"
@@ -176,13 +324,29 @@ def _ssl_context():
     return _httpx().create_ssl_context()
 
 
-def _retry_after(exc) -> float | None:
-    response = getattr(exc, "response", None)
-    value = response.headers.get("retry-after") if response is not None else None
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
+def _retry_after(response, cap: float) -> float | None:
+    """The seconds a response asks us to wait (``retry-after-ms``, or ``Retry-After`` as seconds or an HTTP
+    date), at most ``cap`` (annotator.backoff_max_s): a server asking for an hour gets ``cap``. None when
+    it asks nothing usable — a negative, NaN or infinite figure or garbage — and the usual backoff applies."""
+    headers = getattr(response, "headers", None)
+    if headers is None:
         return None
+    for name, scale in (("retry-after-ms", 1e-3), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            seconds = float(value) * scale
+        except ValueError:
+            try:
+                when = email.utils.parsedate_to_datetime(value)
+            except (TypeError, ValueError, IndexError, OverflowError):
+                continue
+            when = when if when.tzinfo else when.replace(tzinfo=UTC)
+            seconds = max(0.0, (when - datetime.now(UTC)).total_seconds())
+        if math.isfinite(seconds) and seconds >= 0:
+            return min(seconds, cap)
+    return None
 
 
 class _Prefetch:
@@ -308,6 +472,11 @@ class OpenAIAnnotator:
         self.cache = ResponseCache(cache_dir)
         self.params = {"model": cfg.model, "temperature": cfg.temperature, "max_tokens": cfg.max_tokens,
                        "seed": seed, "structured_output": cfg.structured_output}  # fmt: skip
+        # The credential header values the client sends: the key (as "Bearer <key>"), and the organization
+        # and project the openai client reads from the environment. The other headers it sends (user agent,
+        # platform and retry count) are no secret and stay readable.
+        self.redact = Redactor([key, os.environ.get("OPENAI_ORG_ID"), os.environ.get("OPENAI_PROJECT_ID")])
+        self.max_body = max(MIN_BODY_BYTES, 64 * cfg.max_tokens)
 
     def _response_format(self, schema: dict) -> dict | None:
         if self.cfg.structured_output == "json_schema":  # OpenAI structured outputs (vLLM honours it too)
@@ -417,71 +586,212 @@ class OpenAIAnnotator:
         dumps, sha256 = json.dumps, hashlib.sha256
 
         def key(messages: list[dict]) -> str:  # sorted keys: "messages" comes first
-            return sha256(f'{{"messages": {dumps(messages, sort_keys=True, ensure_ascii=False)}, {tail}'.encode()).hexdigest()
+            text = f'{{"messages": {dumps(messages, sort_keys=True, ensure_ascii=False)}, {tail}'
+            # (surrogatepass: a prompt holding a lone surrogate still gets a key, and is quarantined unsent)
+            return sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
         return key
+
+    def _failed(self, reason: str, detail: str, model: str | None, usage: Counter) -> AnswerResult:
+        """A request's failure, logged (at debug: one line per record). Whatever a server sent is already
+        quoted in ``detail`` through ``Redactor.quote``; the whole is redacted again (it is short) and cut."""
+        detail = excerpt(self.redact(detail), DETAIL_CHARS)
+        self._log(logging.DEBUG, f"{reason}: {detail}")
+        return AnswerResult(None, reason, detail, model, usage)
+
+    def _log(self, level: int, message: str) -> None:
+        """Every log line of the client goes through here: it quotes what servers send."""
+        if log.isEnabledFor(level):
+            log.log(level, "%s", self.redact(message))
 
     async def _answer(self, client, limit, key: str, messages: list[dict]) -> AnswerResult:
         """A request not in the cache: asked, validated, re-asked once if invalid, cached."""
         usage: Counter = Counter()
+        chars = _prompt_chars(messages)
+        if chars > self.cfg.max_prompt_chars:  # never sent: a 10 MB caption is not a 2.6 M-token request
+            return self._failed("prompt_too_long", f"the prompt has {chars} characters, over "
+                                f"annotator.max_prompt_chars={self.cfg.max_prompt_chars}; not sent", None, usage)  # fmt: skip
+        if any(_sendable(t) is not t for t in _texts(messages)):  # no request body can carry it
+            return self._failed("invalid_prompt", "the prompt is not valid Unicode (a lone surrogate); not sent",
+                                None, usage)  # fmt: skip
         for attempt in range(2):  # the answer, and one re-ask with the validation error
             result = await self._call(client, limit, messages, usage)
             if isinstance(result, AnswerResult):
                 return result
-            content, model = result
-            try:
-                payload = json.loads(content)
-                self.validator.validate(payload)
-            except (ValueError, jsonschema_rs.ValidationError) as exc:
-                problem = exc.message if isinstance(exc, jsonschema_rs.ValidationError) else f"not JSON ({exc})"
-                if attempt == 0:
-                    usage["reasks"] += 1
-                    messages = messages + [{"role": "assistant", "content": content},
-                                           {"role": "user", "content": f"That answer is invalid: {problem}. "
-                                            "Answer again with JSON only, matching the schema."}]  # fmt: skip
-                    continue
-                return AnswerResult(None, "invalid_answer", f"{problem}; raw answer: {content[:500]!r}", model, usage)
-            # File creation blocks for ~0.5 ms: off the event loop, so the other requests keep flowing.
-            self.cache.put(key, {"payload": payload, "model": model})
-            return AnswerResult(payload, model=model, usage=usage)
+            content, model, finish = result
+            payload, problem = self._parse_answer(content)
+            if problem is None:
+                # (an escape can spell a secret too: then the decoded answer is what is searched)
+                if self.redact.leaks(content if "\\u" not in content else json.dumps(payload, ensure_ascii=False)):
+                    return self._failed("secret_in_answer", "the answer quotes a credential header we sent", model,
+                                        usage)  # fmt: skip
+                # File creation blocks for ~0.5 ms: off the event loop, so the other requests keep flowing.
+                self.cache.put(key, {"payload": payload, "model": model})
+                return AnswerResult(payload, model=model, usage=usage)
+            if finish == "length":  # cut at max_tokens: a re-ask would be cut the same way
+                return self._failed("truncated_answer", f"the answer stopped at annotator.max_tokens={self.cfg.max_tokens}"
+                                    f" (finish_reason length): {self.redact.quote(problem)}", model, usage)  # fmt: skip
+            if attempt == 0:
+                usage["reasks"] += 1
+                echo = content if len(content) <= ECHO_CHARS else (
+                    f"{content[:ECHO_CHARS]}… [{len(content) - ECHO_CHARS} more characters]")  # fmt: skip
+                messages = messages + [{"role": "assistant", "content": _sendable(echo)},
+                                       {"role": "user", "content": f"That answer is invalid: "
+                                        f"{_sendable(problem[:PROBLEM_CHARS])}. "
+                                        "Answer again with JSON only, matching the schema."}]  # fmt: skip
+                continue
+            return self._failed("invalid_answer", f"{self.redact.quote(problem, PROBLEM_CHARS)}; raw answer: "
+                                f"{self.redact.quote(content)!r}", model, usage)  # fmt: skip
         raise AssertionError("unreachable")
 
+    def _parse_answer(self, content: str) -> tuple[object, str | None]:
+        """(payload, None) for an answer that is JSON under the schema, else (None, what is wrong: a message
+        that can quote the answer, not yet cut nor redacted)."""
+        try:
+            payload = json.loads(content)
+        except (ValueError, RecursionError) as exc:
+            return None, f"not JSON ({exc})"
+        try:
+            self.validator.validate(payload)
+        except jsonschema_rs.ValidationError as exc:
+            return None, exc.message
+        except (ValueError, TypeError, RecursionError) as exc:  # a validator of our own (the judge's) on odd JSON
+            return None, f"not a valid answer ({exc})"
+        if "\\u" in content:  # an escape can hide a lone surrogate, which no shard can encode
+            try:
+                json.dumps(payload, ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError:
+                return None, "not valid Unicode (a lone surrogate escape)"
+        else:
+            try:
+                content.encode("utf-8")
+            except UnicodeEncodeError:
+                return None, "not valid Unicode (a lone surrogate)"
+        return payload, None
+
     async def _call(self, client, limit, messages, usage):
-        """(content, model) of one completion, retrying transient failures; an AnswerResult on failure."""
+        """(content, model, finish_reason) of one completion, retrying transient failures; an AnswerResult
+        on failure."""
         import openai
 
         body = {"model": self.cfg.model, "messages": messages, "temperature": self.cfg.temperature,
                 "max_tokens": self.cfg.max_tokens, "seed": self.params["seed"]}  # fmt: skip
         if (rf := self._response_format(self.schema)) is not None:
             body["response_format"] = rf
-        last = ""
-        text = sum(len(m["content"]) if isinstance(m["content"], str) else
-                   sum(len(p.get("text", "")) + 1000 for p in m["content"]) for m in messages)  # fmt: skip
-        tokens = text // 4 + self.cfg.max_tokens  # an upper estimate (an image counted as ~250 tokens)
-        for attempt in range(self.cfg.max_retries + 1):
+        # an upper estimate (an image counted as ~250 tokens)
+        images = sum(len(m["content"]) for m in messages if not isinstance(m["content"], str))
+        tokens = (_prompt_chars(messages) + 1000 * images) // 4 + self.cfg.max_tokens
+        attempts = self.cfg.max_retries + 1
+        for attempt in range(attempts):
             await limit.wait(tokens)
             usage["requests"] += 1
             try:
-                # The client's generic POST (same transport, auth and error types as chat.completions.create):
-                # the typed method re-walks the parameters and builds response objects, ~1.5 ms of client
-                # CPU per request, which caps a worker's request rate (bench/annotate.py).
-                resp = await client.post("/chat/completions", cast_to=object, body=body)
+                return self._completion(*await self._post(client, body), usage)
             except (openai.RateLimitError, openai.InternalServerError, openai.APITimeoutError,
                     openai.APIConnectionError) as exc:  # fmt: skip
-                last = f"{type(exc).__name__}: {getattr(exc, 'status_code', '')}"
-                usage["retries"] += 1
-                delay = _retry_after(exc)
-                if delay is None:
-                    delay = min(self.cfg.backoff_max_s, self.cfg.backoff_base_s * 2**attempt) * random.uniform(0.5, 1.0)
-                await asyncio.sleep(delay)
-                continue
-            except openai.APIStatusError as exc:  # 4xx other than 429: retrying will not help
-                return AnswerResult(None, "api_error", f"HTTP {exc.status_code}: {str(exc)[:300]}", usage=usage)
-            tokens_used = resp.get("usage") or {}
-            usage["prompt_tokens"] += tokens_used.get("prompt_tokens") or 0
-            usage["completion_tokens"] += tokens_used.get("completion_tokens") or 0
-            choices = resp.get("choices") or []
-            content = ((choices[0].get("message") or {}).get("content") or "") if choices else ""
-            return content, resp.get("model") or self.cfg.model
-        return AnswerResult(None, "api_unavailable", f"gave up after {self.cfg.max_retries + 1} attempts ({last})",
-                            usage=usage)  # fmt: skip
+                status = getattr(exc, "status_code", None)
+                said = f": HTTP {status}: {self.redact.quote(str(exc))}" if status else ""
+                failure = _BadReply("api_unavailable", f"{type(exc).__name__}{said}", retry=True,
+                                    delay=_retry_after(getattr(exc, "response", None), self.cfg.backoff_max_s))  # fmt: skip
+            except openai.APIStatusError as exc:  # other 4xx: retrying will not help (but for 408 and 409)
+                failure = _BadReply("api_error" if exc.status_code not in _RETRY_STATUS else "api_unavailable",
+                                    f"HTTP {exc.status_code}: {self.redact.quote(str(exc))}",
+                                    retry=exc.status_code in _RETRY_STATUS,
+                                    delay=_retry_after(exc.response, self.cfg.backoff_max_s))  # fmt: skip
+            except _BadReply as exc:
+                failure = exc
+            if not failure.retry:
+                return self._failed(failure.reason, failure.detail, None, usage)
+            usage["retries"] += 1
+            if attempt + 1 == attempts:
+                return self._failed(failure.reason, f"gave up after {attempts} attempts; the last: {failure.detail}",
+                                    None, usage)  # fmt: skip
+            delay = failure.delay
+            if delay is None:
+                delay = min(self.cfg.backoff_max_s, self.cfg.backoff_base_s * 2**attempt) * random.uniform(0.5, 1.0)
+            self._log(logging.DEBUG, f"retrying in {delay:.2f} s after {failure.detail}")
+            await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
+
+    async def _post(self, client, body: dict) -> tuple[bytes, str]:
+        """(body bytes, content type) of a 2xx reply, read with a bound: past ``max_body`` bytes, or a
+        declared Content-Length over it, the reply is refused unread. The client's generic POST (same
+        transport, auth and error types as chat.completions.create): the typed method re-walks the
+        parameters and builds response objects, ~1.5 ms of client CPU per request, which caps a worker's
+        request rate (bench/annotate.py). Non-2xx replies raise the client's status errors."""
+        httpx = _httpx()
+        try:
+            response = await client.post("/chat/completions", cast_to=httpx.Response, body=body,
+                                         options={"headers": {_STREAM_HEADER: "stream"}})  # fmt: skip
+        except httpx.HTTPError as exc:  # an error status whose body does not decode (its Content-Encoding lies)
+            raise _BadReply("api_unavailable", f"reading the reply failed: {type(exc).__name__}: "
+                            f"{self.redact.quote(str(exc))}", retry=True) from None  # fmt: skip
+        kind = self.redact.quote(response.headers.get("content-type", "no content type").split(";")[0].strip(), 60)
+        try:
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > self.max_body:
+                raise _BadReply("malformed_response", f"the body ({kind}) declares {declared} bytes, over the bound on "
+                                f"a reply of {self.max_body} bytes (annotator.max_tokens={self.cfg.max_tokens})")  # fmt: skip
+            chunks, size = [], 0
+            async with asyncio.timeout(self.cfg.timeout_s):  # a body that trickles in counts against the timeout
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > self.max_body:
+                        raise _BadReply("malformed_response", f"the body ({kind}) runs past the bound on a reply of "
+                                        f"{self.max_body} bytes (annotator.max_tokens={self.cfg.max_tokens})")  # fmt: skip
+                    chunks.append(chunk)
+        except TimeoutError:
+            raise _BadReply("api_unavailable", f"the body ({kind}) took over annotator.timeout_s={self.cfg.timeout_s} s",
+                            retry=True) from None  # fmt: skip
+        except httpx.HTTPError as exc:  # the connection broke mid-body, or a Content-Encoding that does not decode
+            raise _BadReply("api_unavailable", f"reading the body failed: {type(exc).__name__}: "
+                            f"{self.redact.quote(str(exc))}", retry=True) from None  # fmt: skip
+        finally:
+            await response.aclose()
+        return b"".join(chunks), kind
+
+    def _completion(self, raw: bytes, kind: str, usage: Counter) -> tuple[str, str, str | None]:
+        """(content, model, finish_reason) of a chat-completion body; raises ``_BadReply`` for anything else.
+        The body is parsed whatever its Content-Type says (a valid completion labelled text/html is one);
+        a body that is not JSON at all (a proxy's HTML page, an empty or cut-off body) may be transient."""
+        try:
+            reply = json.loads(raw)
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+            raise _BadReply("malformed_response", f"the body ({kind}, {len(raw)} bytes) is not JSON: "
+                            f"{self.redact.quote(raw)!r}", retry=True) from None  # fmt: skip
+        if not isinstance(reply, dict):
+            raise _BadReply("malformed_response", f"the body is {_json_type(reply)}, not a chat completion object")
+        error = reply.get("error")
+        if error:  # some gateways answer 200 with an error object
+            code = error.get("code", error.get("status")) if isinstance(error, dict) else None
+            code = int(code) if isinstance(code, int | str) and str(code).isdigit() and len(str(code)) < 4 else None
+            transient = code is not None and (code in (*_RETRY_STATUS, 429) or code >= 500)
+            raise _BadReply("api_unavailable" if transient else "api_error", "HTTP 200 with an error: "
+                            f"{self.redact.quote(error)}", retry=transient)  # fmt: skip
+        used = reply.get("usage")
+        if isinstance(used, dict):
+            usage["prompt_tokens"] += _token_count(used.get("prompt_tokens"))
+            usage["completion_tokens"] += _token_count(used.get("completion_tokens"))
+        choices = reply.get("choices")
+        if not isinstance(choices, list) or not choices:
+            raise _BadReply("malformed_response", f"choices is {_json_type(choices) if choices != [] else 'empty'}, "
+                            "not a list of choices")  # fmt: skip
+        choice = choices[0]
+        if not isinstance(choice, dict):
+            raise _BadReply("malformed_response", f"choices[0] is {_json_type(choice)}, not an object")
+        message = choice.get("message")
+        if not isinstance(message, dict):
+            raise _BadReply("malformed_response", f"choices[0].message is {_json_type(message)}, not an object"
+                            if "message" in choice else "choices[0] has no message")  # fmt: skip
+        content = message.get("content")
+        if content is None and isinstance(message.get("refusal"), str):  # structured outputs' refusal
+            raise _BadReply("model_refused", f"the model refused: {self.redact.quote(message['refusal'])!r}")
+        if not isinstance(content, str):
+            raise _BadReply("malformed_response", f"choices[0].message.content is {_json_type(content)}, not a string")
+        model = reply.get("model")
+        # the model name goes into every row it annotated: a name, not a payload nor an echoed header
+        if not (isinstance(model, str) and 0 < len(model) <= MODEL_CHARS and model.isprintable()
+                and self.redact(model) == model):  # fmt: skip
+            model = self.cfg.model
+        finish = choice.get("finish_reason")
+        return content, model, finish if isinstance(finish, str) else None

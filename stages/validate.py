@@ -14,12 +14,14 @@ commit and in ``movid validate`` (``pipeline/validation.py``); they use the same
 from __future__ import annotations
 
 import copy as _copy
+import hashlib
 import io
+import json
 import logging
 import os
 import time
-from collections import Counter
-from dataclasses import dataclass
+from collections import Counter, OrderedDict
+from dataclasses import asdict
 from functools import cache, lru_cache
 
 import numpy as np
@@ -117,6 +119,23 @@ def setup_seconds() -> float:
 _DEFINITIONS: dict[str, object] = {}
 
 
+def _digest(value) -> str:
+    """A content key: the sha256 of ``value`` as sorted-keys JSON (what is not JSON, by its repr)."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=repr).encode()).hexdigest()
+
+
+def suite_key(name: str, expectations: list) -> str:
+    """The key of a suite's validation definition: ``name`` and a hash of each expectation's type, arguments
+    and meta — what it checks, never where the list lives in memory (an ``id()`` is reused once its list is
+    freed, and a suite would then run with another config's thresholds). The id GX gives an expectation
+    when a suite takes it is no part of it."""
+    parts = []
+    for e in expectations:
+        c = e.configuration
+        parts.append((c.type, c.kwargs, c.meta))
+    return f"{name}:{_digest(parts)}"
+
+
 def _definition(name: str, key: str, expectations: list):
     """A validation definition (data source, batch, suite) built once per process for ``key``."""
     vd = _DEFINITIONS.get(key)
@@ -153,7 +172,7 @@ def run_suite(name: str, df, expectations: list) -> list[tuple[dict, list[int], 
     alone for its rows."""
     if df.empty:
         return []
-    key = f"{name}:{id(expectations)}"  # the suites' lists live as long as the process (_suites_cached)
+    key = suite_key(name, expectations)
     df = df.reset_index(drop=True)
     verdict = _validate(_definition(name, key, expectations), df, "BOOLEAN_ONLY")
     if verdict.success:
@@ -529,26 +548,21 @@ def _suites(ingest_cfg, frames_cfg, plaus_cfg) -> dict[str, list]:
     return {"motion": motion, "video": video, "instruction": instruction}
 
 
-@lru_cache(maxsize=4)
-def _suites_cached(key: tuple):
-    ingest, frames, plaus = key
-    return _suites(ingest, frames, plaus)
+_SUITES: OrderedDict[str, dict[str, list]] = OrderedDict()  # config hash -> suites, least recently used first
+_SUITES_KEPT = 4
 
 
-@dataclass(frozen=True)
-class _Frozen:
-    """Config sections as hashable values (for the per-process suite cache)."""
-
-    items: tuple
-
-    def __getattr__(self, name):
-        return dict(self.items)[name]
-
-
-def _freeze(section) -> _Frozen:
-    from dataclasses import asdict
-
-    return _Frozen(tuple(sorted(asdict(section).items())))
+def _suites_for(ingest_cfg, frames_cfg, plaus_cfg) -> dict[str, list]:
+    """The record-level suites of a config, built once per process for the content of the config sections
+    that make them (a hash of their values: any field, a list included, and never an object's identity)."""
+    key = _digest([asdict(ingest_cfg), asdict(frames_cfg), asdict(plaus_cfg)])
+    suites = _SUITES.get(key)
+    if suites is None:
+        suites = _SUITES[key] = _suites(ingest_cfg, frames_cfg, plaus_cfg)
+        while len(_SUITES) > _SUITES_KEPT:
+            _SUITES.popitem(last=False)
+    _SUITES.move_to_end(key)
+    return suites
 
 
 def _plausibility_failures(df, plaus) -> list[tuple[dict, list[int], None]]:
@@ -593,7 +607,7 @@ def validate_tables(tables: dict[str, pa.Table], cfg, *, source: str) -> StageRe
     Returns the accepted tables (motion rows carry their plausibility flags) and the rejects; counters
     ``<table>_in/_out/_quarantined``, ``dropped_<reason>`` and ``flagged_<flag>``."""
     plaus = cfg.validation.plausibility
-    suites = _suites_cached((_freeze(cfg.ingest), _freeze(cfg.frames), _freeze(plaus)))
+    suites = _suites_for(cfg.ingest, cfg.frames, plaus)
     out, rejects, counters = dict(tables), [], Counter()
 
     def reject_rows(name, table, id_col, failures, df):

@@ -5,6 +5,12 @@ the prompt (what a good model would say), answers judge prompts (``judge_qa``: y
 answer equals the correct one, else no/1), and injects faults at given rates: latency, 429 with
 Retry-After, 500, malformed or truncated JSON, and stalls longer than the client's timeout. It counts
 requests per prompt so tests can prove what was (not) paid for.
+
+Hostile replies (the red-team corpus): ``script(prompt, attempt, headers)`` is asked first for every
+request — the clip's prompt, which attempt at that prompt this is (1, 2, …; a re-ask counts), and the
+request's headers — and a ``Reply`` it returns is sent as is: any status, raw bytes or JSON, any
+Content-Type (or none), extra headers such as Retry-After or a lying Content-Length. ``completion()``
+builds a chat-completion body to start a reply from.
 """
 
 from __future__ import annotations
@@ -16,15 +22,43 @@ import re
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-__all__ = ["FakeLLM"]
+__all__ = ["FakeLLM", "Reply", "completion"]
+
+
+@dataclass
+class Reply:
+    """One scripted HTTP reply. ``body``: bytes as is, str as UTF-8, anything else as JSON. ``content_type``
+    None sends no Content-Type; a ``Content-Length`` in ``headers`` replaces the true one (a lying header),
+    and ``None`` there sends none: the body then ends when the server closes the connection."""
+
+    status: int = 200
+    body: object = b""
+    content_type: str | None = "application/json"
+    headers: dict = field(default_factory=dict)
+
+    def encoded(self) -> bytes:
+        if isinstance(self.body, bytes):
+            return self.body
+        return self.body.encode() if isinstance(self.body, str) else json.dumps(self.body).encode()
+
+
+def completion(content, *, model: str = "fake-served", finish_reason: str = "stop", usage=None, **fields) -> dict:
+    """A chat-completion body around ``content`` (any JSON value: the hostile cases put odd types there)."""
+    return {"id": "cmpl-test", "object": "chat.completion", "created": 0, "model": model,
+            "choices": [{"index": 0, "finish_reason": finish_reason, "message": {"role": "assistant", "content": content}}],
+            "usage": usage if usage is not None else {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
+            **fields}  # fmt: skip
 
 
 class FakeLLM:
     def __init__(self, *, latency: float = 0.0, p429: float = 0.0, p500: float = 0.0, p_malformed: float = 0.0,
                  p_truncated: float = 0.0, p_stall: float = 0.0, stall_s: float = 5.0, wrong_direction: bool = False,
-                 seed: int = 0):  # fmt: skip
+                 seed: int = 0, script: Callable[[str, int, dict], Reply | None] | None = None):  # fmt: skip
+        self.script = script
         self.latency, self.p429, self.p500, self.p_malformed = latency, p429, p500, p_malformed
         self.p_truncated, self.p_stall, self.stall_s, self.wrong_direction = p_truncated, p_stall, stall_s, wrong_direction
         self.rng = random.Random(seed)
@@ -36,6 +70,7 @@ class FakeLLM:
         self.statuses: Counter = Counter()
         self.auth_headers: set[str] = set()
         self.bodies: list[dict] = []
+        self.body_sizes: list[int] = []  # bytes of each request body, as received
         self.arrivals: list[float] = []  # time.time() of each request
         ThreadingHTTPServer.request_queue_size = 256  # many clients connect at once
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -94,20 +129,31 @@ class FakeLLM:
                 with owner.lock:
                     owner.connections += 1
 
-            def _send(self, status: int, body: bytes, headers: dict | None = None):
+            def _send(self, status: int, body: bytes, headers: dict | None = None,
+                      content_type: str | None = "application/json"):  # fmt: skip
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                if content_type is not None:
+                    self.send_header("Content-Type", content_type)
                 for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(body)))
+                    if k.lower() != "content-length":
+                        self.send_header(k, v)
+                declared = next((v for k, v in (headers or {}).items() if k.lower() == "content-length"), len(body))
+                if declared is None:  # no length: the body ends when the connection closes
+                    self.close_connection = True
+                else:
+                    self.send_header("Content-Length", str(declared))
                 self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):  # the client refused a reply unread
+                    self.close_connection = True
                 with owner.lock:
                     owner.statuses[status] += 1
                     owner.completed += 1
 
             def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                body = json.loads(raw or b"{}")
 
                 def text(m):  # a message's text; vision requests send a list of parts
                     c = m["content"]
@@ -118,10 +164,17 @@ class FakeLLM:
                 with owner.lock:
                     owner.arrivals.append(time.time())
                     owner.requests += 1
-                    owner.by_prompt[hashlib.sha256(first_prompt.encode()).hexdigest()] += 1
+                    digest = hashlib.sha256(first_prompt.encode()).hexdigest()
+                    owner.by_prompt[digest] += 1
+                    attempt = owner.by_prompt[digest]
                     owner.auth_headers.add(self.headers.get("Authorization", ""))
                     owner.bodies.append(body)
+                    owner.body_sizes.append(len(raw))
                     roll = owner.rng.random()
+                if owner.script is not None:
+                    scripted = owner.script(first_prompt, attempt, self.headers)  # (names case-insensitive)
+                    if scripted is not None:
+                        return self._send(scripted.status, scripted.encoded(), scripted.headers, scripted.content_type)
                 if owner.latency:
                     time.sleep(owner.latency)
                 edges = [owner.p429, owner.p500, owner.p_malformed, owner.p_truncated, owner.p_stall]

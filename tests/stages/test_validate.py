@@ -195,3 +195,39 @@ def test_the_engine_import_is_reported_once_per_process_and_kept_out_of_the_vali
     waited, setup, again, ready = json.loads(r.stdout.strip().splitlines()[-1])
     assert waited > 0.3 and setup > 0.3  # the caller waited for the import; its CPU time is reported
     assert again == 0.0 and ready < 0.05  # reported once; the context is made once
+
+
+def test_a_suite_freed_and_replaced_never_runs_with_the_old_thresholds():
+    # The old failure: definitions were cached by id() of the expectations list; once a list was freed,
+    # CPython hands its memory (and id) to the next list, and a suite ran with the freed one's thresholds.
+    # One list refilled with other thresholds is that case made certain: the same id, another content.
+    import pandas as pd
+
+    between = expectation_class("ExpectColumnValuesToBeBetween")
+    df = pd.DataFrame({"num_frames": [60]})
+    expectations: list = []
+    verdicts = []
+    for lo in (10, 61, 20, 70, 30, 65, 40, 62):
+        expectations[:] = [between(column="num_frames", min_value=lo, max_value=None, meta={"reason": "invalid_length"})]
+        verdicts.append((lo, [m["reason"] for m, _rows, _r in run_suite("stale", df, expectations)]))
+        fresh = [between(column="num_frames", min_value=lo, max_value=None, meta={"reason": "invalid_length"})]
+        verdicts.append((lo, [m["reason"] for m, _rows, _r in run_suite("stale", df, fresh)]))
+        del fresh  # freed: the next list may take its id
+    assert verdicts == [(lo, ["invalid_length"] if lo > 60 else []) for lo, _ in verdicts]
+
+
+def test_more_configs_than_the_suite_cache_keeps_each_get_their_own_verdict():
+    # many distinct configs in one process (more than the suites kept), then configs whose thresholds
+    # must reject a 60-frame clip; a section holding a list (unhashable) is keyed by its content too
+    from stages.validate import _SUITES_KEPT
+
+    table = motion_table([_row("000001", _joints()[:61])])
+    assert table.column("num_frames").to_pylist() == [60]
+    seen = []
+    for lo in [*range(20, 20 + 2 * _SUITES_KEPT, 2), 61, 30, 62, 61]:
+        cfg = _cfg("off")
+        cfg.ingest.min_frames = lo
+        cfg.ingest.allowed_roots = [f"/data/{lo}"]
+        result = validate_tables({"motion": table}, cfg, source="humanml3d")
+        seen.append((lo, [r.reason for r in result.rejects]))
+    assert seen == [(lo, ["invalid_length"] if lo > 60 else []) for lo, _ in seen]
