@@ -3,8 +3,12 @@ conversations, chosen per (modality, category) by quotas that default to MoVid-B
 body part 205, sequentiality 171, direction 140, reasoning 148, hallucination 36 of 700; video: 167, 216,
 43, 185, 39 of 650), scaled to the questions available, picked deterministically by seed.
 
-Scaling: per modality, ``s = min(1, available / quota total)`` over the categories with a quota; each
-category then takes ``min(available_c, max(1, round(quota_c * s)))`` questions (proportions kept as far as
+Counting (``bench.motion.counting``, ``bench.video.counting``) is not a MoVid-Bench category: it is
+selected the same way but stored as its own ``category``, and a score reports it apart from the five
+(:data:`MOVID_BENCH_CATEGORIES`: the "overall" figure comparable with the paper's; then counting; then all).
+
+Scaling: per modality, ``s = min(1, available / quota total)`` over the categories with a quota and at least
+one question (a category the data cannot fill does not shrink the others); each category then takes ``min(available_c, max(1, round(quota_c * s)))`` questions (proportions kept as far as
 the scarce categories allow; a category with questions is never left empty), the ones whose
 ``sha256(seed:question_id)`` sorts first — independent of row order, so the same build gives the same bench.
 A question from a clip of another split is a bug and raises :class:`BenchLeakError`.
@@ -26,10 +30,14 @@ import pyarrow.parquet as pq
 
 from schemas.bench import BENCH_SCHEMA
 
-__all__ = ["BENCH_PATH", "BenchLeakError", "bench_rows", "commit_bench", "qa_pairs", "read_bench", "select"]
+__all__ = ["BENCH_PATH", "EXTRA_CATEGORIES", "MOVID_BENCH_CATEGORIES", "BenchLeakError", "bench_rows", "commit_bench",
+           "qa_pairs", "read_bench", "select"]  # fmt: skip
 
 BENCH_PATH = "bench/part-00000.parquet"
 BENCH_MODALITIES = ("motion", "video")
+# MoVid-Bench's categories (the paper's overall figure is over these), and ours reported apart from them.
+MOVID_BENCH_CATEGORIES = ("body_part", "sequentiality", "direction", "reasoning", "hallucination")
+EXTRA_CATEGORIES = ("counting",)
 _PLACEHOLDER = re.compile(r"<(motion|video)>\s*")
 
 
@@ -42,8 +50,10 @@ def _clean(text: str) -> str:
 
 
 def qa_pairs(row: dict) -> list[dict]:
-    """Bench rows of one instruction row (a dict of the instruction schema): its k-th user/assistant pair."""
+    """Bench rows of one instruction row (a dict of the instruction schema): its k-th user/assistant pair.
+    A single-turn row's ``facts`` (the reference's structured facts) go with its pair."""
     turns = row["conversations"]
+    facts = row.get("facts") if len(turns) == 2 else None
     out = []
     for k in range(len(turns) // 2):
         q, a = turns[2 * k], turns[2 * k + 1]
@@ -52,7 +62,7 @@ def qa_pairs(row: dict) -> list[dict]:
         out.append({"question_id": f"{row['sample_id']}#{k}", "sample_id": row["sample_id"],
                     "question": _clean(q["content"]), "answer": a["content"].strip(), "category": row["category"],
                     "modality": row["modality"], "motion_id": row.get("motion_id"), "video_id": row.get("video_id"),
-                    "split": row["split"]})  # fmt: skip
+                    "split": row["split"], "facts": facts})  # fmt: skip
     return out
 
 
@@ -70,7 +80,7 @@ def select(candidates: list[dict], quotas: dict[str, dict[str, int]], seed: int)
     for modality, q in quotas.items():
         wanted = {cat: n for cat, n in q.items() if n > 0}
         avail = {cat: len(by_key.get((modality, cat), [])) for cat in wanted}
-        total_quota = sum(wanted.values())
+        total_quota = sum(n for cat, n in wanted.items() if avail[cat])
         s = min(1.0, sum(avail.values()) / total_quota) if total_quota else 0.0
         stats[modality] = {}
         for cat, n in wanted.items():
@@ -130,7 +140,8 @@ def commit_bench(out: str | Path, shards: list[dict], cfg) -> dict | None:
     if not cfg.bench.enabled:
         return None
     out = Path(out)
-    instr_cols = ["sample_id", "modality", "motion_id", "video_id", "task", "category", "conversations", "split"]
+    instr_cols = ["sample_id", "modality", "motion_id", "video_id", "task", "category", "conversations", "split",
+                  "facts"]  # fmt: skip
     instructions = _read(out, shards, "instruction", instr_cols, split="test")
     videos = _read(out, shards, "video", ["video_id", "motion_id", "split"])
     motions = _read(out, shards, "motion", ["motion_id", "parent_id", "mirror_of", "split"])
@@ -147,8 +158,11 @@ def commit_bench(out: str | Path, shards: list[dict], cfg) -> dict | None:
     table = table.replace_schema_metadata(with_table_metadata(table.schema, "bench").metadata)
     opts = parquet_options(table.schema, cfg.shard.compression, cfg.shard.row_group_rows)
     folder = out / "bench"
+    if folder.is_symlink():  # movid's own folder name: a planted link is removed as a link, never followed
+        folder.unlink()
     for stale in folder.glob("part-*.parquet") if folder.is_dir() else ():
-        stale.unlink()  # a rerun of the commit writes them all again
+        if stale.is_symlink() or stale.is_file():
+            stale.unlink()  # a rerun of the commit writes them all again (a link goes as a link)
     folder.mkdir(parents=True, exist_ok=True)
     parts = []
     for j, start in enumerate(range(0, max(table.num_rows, 1), cfg.shard.max_rows)):  # shard.max_rows per file

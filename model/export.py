@@ -9,12 +9,15 @@
   motion or video the question is about), ``input`` is empty.
 
 Files: ``DIR/<format>/<split>.json`` (a JSON array each), written atomically; rows read with only the
-columns needed, split by split, in shard order (so the export is deterministic).
+columns needed, split by split, in shard order (so the export is deterministic), from the shards the
+manifest lists (a path leading outside ``OUT`` is refused). Exporting into ``OUT`` (the default) holds its lock.
 """
 
 from __future__ import annotations
 
 import json
+import os
+from contextlib import nullcontext
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -63,22 +66,32 @@ def _alpaca(row: dict) -> list[dict]:
 
 def export(out: str | Path, fmt: str, dest: str | Path | None = None) -> dict[str, dict]:
     """Write the export; returns ``{split: {"path", "records"}}``."""
-    from pipeline.runstate import atomic_write_bytes
-
     if fmt not in FORMATS:
         raise ValueError(f"--format: one of {', '.join(FORMATS)}, got {fmt!r}")
+    from pipeline.runstate import lock_out
+
     out = Path(out)
-    manifest = load_manifest(out)
+    load_manifest(out)  # (a clear error when OUT is not a finished build)
     dest = Path(dest) if dest else out / "export"
+    in_out = Path(os.path.realpath(out)) in Path(os.path.realpath(dest)).parents
+    with lock_out(out, "movid export", create=False) if in_out else nullcontext():
+        return _export(out, fmt, dest, load_manifest(out))
+
+
+def _export(out: Path, fmt: str, dest: Path, manifest: dict) -> dict[str, dict]:
+    from pipeline.runstate import RunStateError, atomic_write_bytes, contained_path
+
     by_split: dict[str, list[str]] = {}
     for s in manifest["shards"]:
         if s["table"] == "instruction":
+            if not isinstance(s["split"], str) or "/" in s["split"] or "\\" in s["split"] or s["split"] in ("", ".", ".."):
+                raise RunStateError(f"{out}: the manifest names the split {s['split']!r}, not a file name; run movid validate")
             by_split.setdefault(s["split"], []).append(s["path"])
     written = {}
     for split, paths in sorted(by_split.items()):
         records: list[dict] = []
         for path in paths:
-            for row in pq.read_table(out / path, columns=COLUMNS).to_pylist():
+            for row in pq.read_table(contained_path(out, path), columns=COLUMNS).to_pylist():
                 if fmt == "llava":
                     records.append(_llava(row))
                 else:

@@ -1,33 +1,78 @@
 """``movid build``: plan → run the work units on an executor → commit shards, manifest and card.
 
 Rerunning the same command on the same ``OUT`` resumes: finished units are skipped, and a complete build
-is left as it is.
+is left as it is. The driver holds ``OUT``'s lock from start to end (one writer per ``OUT``; the workers
+write their units under it), and sources and ``OUT`` never overlap.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import time
+from pathlib import Path
 
-from pipeline.config import BuildConfig, config_hash
+from pipeline.config import BuildConfig, annotation_digests, config_hash
 from pipeline.executors import make_executor
 from pipeline.manifest import commit_build
 from pipeline.planner import plan_build
-from pipeline.runstate import RunState
+from pipeline.runstate import RunState, RunStateError, lock_out
 from pipeline.units import run_unit, write_unit_outputs
 from schemas import SCHEMA_VERSION
 
-__all__ = ["build"]
+__all__ = ["build", "build_identity", "check_sources_apart", "run_build", "summarize"]
 
 log = logging.getLogger(__name__)
 PLAN_UNIT = "plan"
 
 
-def build(cfg: BuildConfig, out: str, *, overwrite: bool = False, show_progress: bool = True) -> dict:
+def check_sources_apart(cfg: BuildConfig, out: str | Path) -> None:
+    """Refuse a source (or a folder read for one) inside ``OUT``, and ``OUT`` inside a source root: a build
+    writes into ``OUT`` and ``--overwrite`` removes from it, and neither may touch what movid reads. (Paths
+    are compared after resolving symlinks.)"""
+    real_out = Path(os.path.realpath(out))
+    roots = [(f"the {s.kind} source", s.path, True) for s in cfg.sources]
+    roots += [(f"{section}.{key}", getattr(getattr(cfg, section), key), False)
+              for section, key in (("smpl", "model_dir"), ("amass", "index"), ("amass", "splits"), ("amass", "texts"))]  # fmt: skip
+    for name, path, is_root in roots:
+        if not path:
+            continue
+        real = Path(os.path.realpath(path))
+        if real == real_out or real_out in real.parents:
+            raise RunStateError(f"{name} {path} lies inside --out {out}; keep sources outside OUT (movid writes and "
+                                "removes files there)")  # fmt: skip
+        if is_root and real in real_out.parents:
+            raise RunStateError(f"--out {out} lies inside {name} {path}; choose an --out outside the sources "
+                                "(movid writes nothing into a source)")  # fmt: skip
+
+
+def build(cfg: BuildConfig, out: str, *, overwrite: bool = False, show_progress: bool = True,
+          wait: bool = False) -> dict:  # fmt: skip
+    """Build (or resume, or with ``overwrite`` replace) the dataset in ``out``. Another run on ``out`` makes
+    this one fail at once with :class:`~pipeline.runstate.OutLocked`, or, with ``wait``, wait for it."""
+    check_sources_apart(cfg, out)
     t0 = time.perf_counter()
-    plan = plan_build(cfg)
-    identity = {"config_hash": config_hash(cfg), "plan_hash": plan.plan_hash, "schema_version": SCHEMA_VERSION}
+    plan = plan_build(cfg)  # reads the sources only: a source problem stops the build before OUT is touched
+    with lock_out(out, "movid build", wait=wait, create=True):
+        return run_build(cfg, out, overwrite=overwrite, show_progress=show_progress, planned=(plan, t0))
+
+
+def build_identity(cfg: BuildConfig, plan) -> dict:
+    """What ``OUT/.movid/run.json`` records of a build: a rerun with the same identity resumes it, another is
+    refused (or, with ``--overwrite``, replaces it). The text of every prompt and answer schema the build uses
+    counts (``annotation_inputs``): a build resumed after a prompt was edited would hold two prompt versions."""
+    return {"config_hash": config_hash(cfg), "annotation_inputs": annotation_digests(cfg),
+            "plan_hash": plan.plan_hash, "schema_version": SCHEMA_VERSION}
+
+
+def run_build(cfg: BuildConfig, out: str, *, overwrite: bool = False, show_progress: bool = True,
+              planned: tuple | None = None) -> dict:  # fmt: skip
+    """:func:`build` for a caller that already holds ``OUT``'s lock (``movid requeue``); ``planned``: the
+    plan already made, and when its making started."""
+    plan, t0 = planned or (None, time.perf_counter())
+    plan = plan or plan_build(cfg)
+    identity = build_identity(cfg, plan)
     state = RunState(out)
     resumed = state.prepare(identity, overwrite=overwrite)
     if resumed and state.is_complete():

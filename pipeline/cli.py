@@ -60,7 +60,7 @@ def _cmd_build(args) -> int:
               + (f" (budget ${e['budget_usd']:.2f})" if e["budget_usd"] is not None else ""))  # fmt: skip
         return 0
     t0 = time.perf_counter()
-    manifest = build(cfg, args.out, overwrite=args.overwrite, show_progress=not args.quiet)
+    manifest = build(cfg, args.out, overwrite=args.overwrite, show_progress=not args.quiet, wait=args.wait)
     u = manifest["units"]
     print(f"built {args.out} in {time.perf_counter() - t0:.1f}s — {u['ran']} work unit(s) run, {u['skipped']} "
           f"already done ({cfg.executor} executor)")  # fmt: skip
@@ -78,7 +78,7 @@ def _cmd_inspect(args) -> int:
 def _cmd_validate(args) -> int:
     from pipeline.validation import revalidate
 
-    report = revalidate(args.out, show_progress=not args.quiet)
+    report = revalidate(args.out, show_progress=not args.quiet, wait=args.wait)
     print(f"{args.out}: {report['shards']} shards, rows " + ", ".join(f"{t} {n}" for t, n in report["rows"].items()))
     for p in report["problems"][:20]:
         print("  " + "; ".join(f"{k}: {v}" for k, v in p.items()))
@@ -97,7 +97,7 @@ def _cmd_requeue(args) -> int:
 
     t0 = time.perf_counter()
     manifest = requeue(args.out, args.reason, executor=args.executor, address=args.address,
-                       show_progress=not args.quiet)  # fmt: skip
+                       show_progress=not args.quiet, wait=args.wait)  # fmt: skip
     rq = manifest["requeue"]
     if not rq["units"]:
         print(f"nothing to requeue in {args.out}: {rq['records']} matching quarantined record(s), none in a work "
@@ -121,7 +121,7 @@ def _cmd_export(args) -> int:
 def _cmd_report(args) -> int:
     from pipeline.report import write_report
 
-    index = write_report(args.out, args.dest, args.samples)
+    index = write_report(args.out, args.dest, args.samples, wait=args.wait)
     print(f"report: {index}")
     return 0
 
@@ -129,22 +129,52 @@ def _cmd_report(args) -> int:
 def _cmd_evaluate(args) -> int:
     from pathlib import Path
 
+    from model.baselines import find_build
     from model.bench import read_bench
     from model.evaluate import predict_bench
 
+    named = _named_predictions(args.baseline_predictions)
+    if named is None:
+        return 2
+    if args.judge == "openai" and not os.environ.get(args.api_key_env):  # before answering, not after
+        print(f"movid: error: --api-key-env: the environment variable {args.api_key_env} is not set", file=sys.stderr)
+        return 2
     bench = read_bench(args.bench)
     bench_path = Path(args.bench)
-    data = Path(args.data) if args.data else (bench_path.parent if bench_path.name == "bench" else bench_path)
+    data = Path(args.data) if args.data else (find_build(bench_path) or (bench_path.parent if bench_path.name == "bench"
+                                                                         else bench_path))  # fmt: skip
     dest = Path(args.predictions_out) if args.predictions_out else Path(args.checkpoint) / "predictions.jsonl"
     if args.limit:
         bench = bench[: args.limit]
     predict_bench(args.checkpoint, bench, data, dest, max_new_tokens=args.max_new_tokens, show_progress=not args.quiet)
     print(f"answers: {dest}")
-    args.predictions = str(dest)
+    if args.blind:  # the blind twin answers the same questions (its checkpoint zeroes the motion itself)
+        blind_dest = Path(args.blind) / "predictions.jsonl"
+        predict_bench(args.blind, bench, data, blind_dest, max_new_tokens=args.max_new_tokens,
+                      show_progress=not args.quiet)  # fmt: skip
+        print(f"blind answers: {blind_dest}")
+        args.baseline_predictions = [*(args.baseline_predictions or []), f"blind={blind_dest}"]
+    args.predictions, args.data = str(dest), str(data)
     return _cmd_score(args, bench)
 
 
+def _named_predictions(specs: list[str] | None) -> dict[str, str] | None:
+    """{name: file} from ``--baseline-predictions NAME=FILE`` (None after printing the error)."""
+    out = {}
+    for spec in specs or []:
+        name, sep, path = spec.partition("=")
+        if not sep or not name.strip() or not path.strip() or name.strip() in out or name.strip() == "majority":
+            print(f"movid: error: --baseline-predictions {spec!r}: expected NAME=FILE with a new name other than "
+                  "'majority' (e.g. blind=blind_run/predictions.jsonl)", file=sys.stderr)  # fmt: skip
+            return None
+        out[name.strip()] = path.strip()
+    return out
+
+
 def _cmd_score(args, bench: list | None = None) -> int:
+    from pathlib import Path
+
+    from model.baselines import find_build, majority_predictions, read_train_qa
     from model.bench import read_bench
     from model.score import (
         OfflineJudge,
@@ -156,27 +186,48 @@ def _cmd_score(args, bench: list | None = None) -> int:
         write_json,
     )
 
+    named = _named_predictions(args.baseline_predictions)
+    if named is None:
+        return 2
+    if args.judge == "openai" and not os.environ.get(args.api_key_env):
+        print(f"movid: error: --api-key-env: the environment variable {args.api_key_env} is not set", file=sys.stderr)
+        return 2
     bench = bench if bench is not None else read_bench(args.bench)
-    predictions = read_predictions(args.predictions)
+    try:
+        predictions = read_predictions(args.predictions)
+        baselines = {name: read_predictions(path) for name, path in named.items()}
+    except ValueError as exc:  # a record without question_id / prediction, or a line that is not JSON
+        print(f"movid: error: {exc}", file=sys.stderr)
+        return 2
+    info = {name: {"predictions": path} for name, path in named.items()}
+    build = Path(args.data) if args.data else find_build(args.bench)
+    train = read_train_qa(build) if build is not None else []
+    if train:  # the majority baseline needs the train split's QA (a bench file alone has none)
+        baselines["majority"], info["majority"] = majority_predictions(train, bench)
+        info["majority"]["build"] = str(build)
     if args.judge == "openai":
-        if not os.environ.get(args.api_key_env):
-            print(f"movid: error: --api-key-env: the environment variable {args.api_key_env} is not set", file=sys.stderr)
-            return 2
         judge = OpenAIJudge(model=args.model, base_url=args.base_url, api_key_env=args.api_key_env,
                             cache_dir=args.cache_dir, temperature=args.temperature,
                             requests_per_minute=args.requests_per_minute,
                             structured_output=args.structured_output)  # fmt: skip
     else:
         judge = OfflineJudge()
-    result = score(bench, predictions, judge, repeats=args.repeats, seed=args.seed, calibration=args.calibration)
+    result = score(bench, predictions, judge, repeats=args.repeats, seed=args.seed, calibration=args.calibration,
+                   baselines=baselines, baseline_info=info)  # fmt: skip
     print(format_table(result))
     if args.markdown:
-        from pathlib import Path
-
         Path(args.markdown).write_text(format_markdown(result))
     if args.out:
         write_json(result, args.out)
         print(f"scores: {args.out}")
+    calib = result["calibration"]
+    if calib is not None and not calib["ok"]:
+        c, p = calib["contradictions"], calib["paraphrases"]
+        print(f"movid: calibration FAILED: the {result['judge']['kind']} judge called {c['rate']:.1%} of minimally "
+              f"contradicted references wrong (need {c['threshold']:.0%}) and {p['rate']:.1%} of paraphrases right "
+              f"(need {p['threshold']:.0%}); its scores are not to be trusted (misjudged examples in --out)",
+              file=sys.stderr)  # fmt: skip
+        return 1
     return 0
 
 
@@ -206,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--overwrite", action="store_true", help="replace a different build already in OUT")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.add_argument("--dry-run", action="store_true", help="estimate annotation requests, tokens and cost; write nothing")
+    _wait_option(b)
     b.set_defaults(fn=_cmd_build)
 
     i = sub.add_parser("inspect", help="counts per table/split and quarantine reasons of a build")
@@ -215,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="revalidate a finished build (checksums, schemas, suites); exit 1 if invalid")
     v.add_argument("out")
     v.add_argument("--quiet", action="store_true", help="no progress bar")
+    _wait_option(v)
     v.set_defaults(fn=_cmd_validate)
 
     r = sub.add_parser("requeue", help="run quarantined records again after a fix, keeping what succeeded")
@@ -224,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--executor", choices=["ray", "local"], help="default: the build's")
     r.add_argument("--address", help="Ray cluster address")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    _wait_option(r)
     r.set_defaults(fn=_cmd_requeue)
 
     e = sub.add_parser("export", help="the instruction table as LLaVA- or Alpaca-style JSON for other trainers")
@@ -236,6 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("out")
     rp.add_argument("--dest", help="folder for index.html and assets/ (default: OUT/report)")
     rp.add_argument("--samples", type=int, default=12, help="clips in the sample browser")
+    _wait_option(rp)
     rp.set_defaults(fn=_cmd_report)
 
     sc = sub.add_parser("score", help="score predictions on the bench (accuracy and 0-5 score per category, 95%% CIs)")
@@ -245,11 +300,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", help="answer the bench with a trained checkpoint, then score the answers")
     ev.add_argument("--checkpoint", required=True, help="a run folder of movid train (its latest checkpoint) or a checkpoint")
-    ev.add_argument("--data", help="the build holding the bench's motions and videos (default: the bench's build)")
     ev.add_argument("--predictions-out", help="where the answers go (default: RUN/predictions.jsonl)")
     ev.add_argument("--limit", type=int, help="answer only the first N questions (a quick look)")
     ev.add_argument("--max-new-tokens", type=int, default=64)
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
+    ev.add_argument("--blind", metavar="RUN", help="the blind twin's run (movid train --set motion.blind=true): it "
+                    "answers the bench too, into RUN/predictions.jsonl, and is shown beside the model")  # fmt: skip
     _score_options(ev)
     ev.set_defaults(fn=_cmd_evaluate)
 
@@ -260,12 +316,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _wait_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--wait", action="store_true",
+                   help="if another movid run is writing OUT, wait for it to finish (default: stop at once)")  # fmt: skip
+
+
 def _score_options(sc: argparse.ArgumentParser) -> None:
     sc.add_argument("--bench", required=True, help="OUT/bench (or OUT, or a bench Parquet file)")
     sc.add_argument("--judge", choices=["offline", "openai"], default="offline")
     sc.add_argument("--repeats", type=int, default=1, help="judge every question K times (distinct seeds)")
     sc.add_argument("--seed", type=int, default=0, help="judge seed of the first repeat; also the bootstrap's")
-    sc.add_argument("--calibration", type=int, default=20, help="known-correct and known-wrong items scored alongside")
+    sc.add_argument("--calibration", type=int, default=100, metavar="N",
+                    help="references minimally contradicted (must be judged wrong) and paraphrased (must be judged "
+                         "right) alongside; exit 1 below 95 %% / 90 %% (0: skip the check)")  # fmt: skip
+    sc.add_argument("--data", metavar="OUT", help="the build whose train split gives the majority baseline (evaluate: "
+                    "also the bench's motions and videos); default: the bench's build")  # fmt: skip
+    sc.add_argument("--baseline-predictions", action="append", metavar="NAME=FILE",
+                    help="another system's predictions scored beside the model's, e.g. "
+                         "blind=blind_run/predictions.jsonl (repeatable)")  # fmt: skip
     sc.add_argument("--out", help="JSON results")
     sc.add_argument("--markdown", help="Markdown table")
     sc.add_argument("--model", default="gpt-4o-mini", help="judge model (openai)")
@@ -286,21 +354,61 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.manifest import BuildError
     from pipeline.runstate import RunStateError
 
+    # A user error (a bad config, a path that does not exist or cannot be written, OUT in use) is one line and
+    # exit 2; a build that cannot finish (a unit that failed, counts that do not balance, a full disk) exit 1;
+    # anything else is a bug in movid: one line, exit 1, and the traceback in a file of the system's temp
+    # folder (not in OUT: an exception's text may quote what must not reach the dataset).
     try:
         return args.fn(args)
-    except (ConfigError, RunStateError) as exc:
-        print(f"movid: error: {exc}", file=sys.stderr)
+    except (ConfigError, RunStateError, FileNotFoundError) as exc:
+        print(f"movid: error: {_one_line(exc)}", file=sys.stderr)
         return 2
-    except (ExecutorError, BuildError, FileNotFoundError) as exc:
+    except (ExecutorError, BuildError) as exc:
         print(f"movid: error: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:  # the driver's own writes: plan unit, link pass, commit, manifest
-        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
-            raise
-        where = f" (writing {exc.filename})" if exc.filename else ""
-        print(f"movid: error: no space left on device{where}; free space and rerun the same command "
-              "(finished units are kept)", file=sys.stderr)  # fmt: skip
-        return 1
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            where = f" (writing {exc.filename})" if exc.filename else ""
+            print(f"movid: error: no space left on device{where}; free space and rerun the same command "
+                  "(finished units are kept)", file=sys.stderr)  # fmt: skip
+            return 1
+        if exc.errno in _USER_ERRNOS:
+            print(f"movid: error: {_one_line(exc)}", file=sys.stderr)
+            return 2
+        return _internal_error(exc)
+    except KeyboardInterrupt:
+        print("movid: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        return _internal_error(exc)
+
+
+# a path that does not exist, cannot be read or written, or is of the wrong kind: the user's to fix
+_USER_ERRNOS = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR, errno.EEXIST,
+                errno.ELOOP, errno.ENAMETOOLONG}  # fmt: skip
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror and exc.filename:
+        return f"{exc.filename}: {exc.strerror}"  # ("[Errno 13] Permission denied: '...'" says it less plainly)
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _internal_error(exc: BaseException) -> int:
+    import tempfile
+    import traceback
+
+    text = "".join(traceback.format_exception(exc))
+    try:
+        fd, path = tempfile.mkstemp(prefix="movid-traceback-", suffix=".txt")  # mode 0600
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        where = f"the full traceback is in {path}"
+    except OSError:
+        where = "the traceback could not be written to the temp folder"
+    print(f"movid: internal error (a bug in movid): {type(exc).__name__}: {_one_line(exc)[:300]} — {where}",
+          file=sys.stderr)  # fmt: skip
+    return 1
 
 
 if __name__ == "__main__":

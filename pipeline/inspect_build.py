@@ -9,15 +9,16 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from pipeline.runstate import RunState
+from pipeline.runstate import RunState, RunStateError, contained_path
 
 __all__ = ["inspect_build"]
 
 
 def inspect_build(out: str | Path, examples: int = 3) -> str:
     state = RunState(out)
-    if not state.run_file.is_file():
-        raise FileNotFoundError(f"{out} holds no movid build (no .movid/run.json)")
+    if not state.run_file.is_file() and not state.manifest_file.is_file():
+        what = "does not exist" if not state.out.exists() else "holds no movid build (no .movid/run.json)"
+        raise RunStateError(f"{out} {what}")
     if not state.is_complete():
         done = sum(1 for p in state.units_dir.glob("*/stats.json")) if state.units_dir.is_dir() else 0
         return (f"{out}: build not finished — {done} work unit(s) done so far (the plan unit included).\n"
@@ -34,7 +35,7 @@ def inspect_build(out: str | Path, examples: int = 3) -> str:
     reasons = m.get("quarantine_reasons", {})
     lines += ["", "  quarantine reasons:" if reasons else "  quarantine: empty"]
     lines += [f"    {r:<22} {n:>6}" for r, n in reasons.items()]
-    qfiles = sorted((state.out / "quarantine").glob("*.parquet"))
+    qfiles = [contained_path(state.out, s["path"]) for s in m["shards"] if s["table"] == "quarantine"]
     if qfiles and examples:
         rows = pq.read_table(qfiles[0], columns=["record_id", "reason", "detail"]).slice(0, examples).to_pylist()
         lines += ["", "  e.g.:"] + [f"    {r['record_id']}: {r['reason']} — {r['detail']}" for r in rows]

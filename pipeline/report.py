@@ -7,6 +7,10 @@ shows, per sampled clip, a skeleton animation rendered from its joints (GIF: Hum
 chains, the floor and the root's path over it), the sampled frames of its video when it has one, its
 captions and its conversations. Every piece of text from the data is HTML-escaped (captions may hold
 markup). Images are files under ``DIR/assets/``; nothing is fetched from the network.
+
+``DIR`` must be new, empty, or a report movid wrote (marked by ``DIR/.movid-report``): only then are its
+``index.html`` and movid's images replaced, and a user's other files in it stay. Shards are read as the
+manifest lists them, each path checked to stay inside ``OUT``.
 """
 
 from __future__ import annotations
@@ -14,8 +18,9 @@ from __future__ import annotations
 import html
 import json
 import os
-import shutil
+import re
 from collections import Counter
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +29,11 @@ import pyarrow.dataset as pads
 
 from schemas.motion import FPS, KINEMATIC_CHAIN
 
-__all__ = ["render_skeleton_gif", "write_report"]
+__all__ = ["REPORT_DIR", "render_skeleton_gif", "report_files", "write_report"]
+
+REPORT_DIR = "report"  # the default destination, under OUT
+MARKER = ".movid-report"  # marks a folder as a report movid wrote: only such a folder is ever replaced
+_ASSET = re.compile(r"motion-\d{3,}\.gif|video-\d{3,}-\d+\.jpg")  # the names write_report gives its images
 
 CHAIN_COLOURS = ((200, 55, 55), (55, 75, 200), (50, 50, 50), (215, 135, 35), (35, 150, 210))
 e = html.escape
@@ -102,9 +111,11 @@ def _table(rows: list[list], head: list[str]) -> str:
 
 
 # --- data ----------------------------------------------------------------------------------------------
-def _dataset(out: Path, table: str):
-    folder = out / table
-    files = sorted(str(p) for p in folder.rglob("*.parquet")) if folder.is_dir() else []
+def _dataset(out: Path, manifest: dict, table: str):
+    """The shards of ``table`` that the manifest lists (never a stray file, never a path leading outside OUT)."""
+    from pipeline.runstate import contained_path
+
+    files = [str(contained_path(out, s["path"])) for s in manifest["shards"] if s["table"] == table]
     return pads.dataset(files, format="parquet") if files else None
 
 
@@ -114,18 +125,75 @@ def _pick(ids: list[str], n: int) -> list[str]:
     return [ids[int(k)] for k in np.linspace(0, len(ids) - 1, n).round()]
 
 
-def write_report(out: str | Path, dest: str | Path | None = None, samples: int = 12) -> Path:
-    """Write the report of the finished build in ``out``; returns the path of its index.html."""
+# --- the destination folder ----------------------------------------------------------------------------
+def report_files(dest: str | Path) -> list[str]:
+    """The files of the report movid wrote in ``dest`` (relative to it: the marker, ``index.html`` and the
+    images under ``assets/`` with the names movid gives them), or ``[]`` when ``dest`` holds no such report.
+    Anything else in ``dest`` is not movid's."""
+    dest = Path(dest)
+    marker = dest / MARKER
+    if marker.is_symlink() or not marker.is_file():
+        return []
+    files = [MARKER, "index.html"]
+    assets = dest / "assets"
+    if assets.is_dir() and not assets.is_symlink():
+        files += sorted(f"assets/{p.name}" for p in assets.iterdir() if _ASSET.fullmatch(p.name))
+    return files
+
+
+def _claim(out: Path, dest: Path) -> None:
+    """Make ``dest`` ready for a report: new, empty, or a report movid wrote (whose files go; a user's files
+    beside them stay). Anything else is refused, so a report never deletes or overwrites what is not movid's."""
+    from pipeline.runstate import BUILD_DIRS, RunStateError, atomic_write_bytes
+
+    if dest.exists() and not dest.is_dir():
+        raise RunStateError(f"--dest {dest} is not a folder")
+    real_out, real_dest = Path(os.path.realpath(out)), Path(os.path.realpath(dest))
+    if real_dest == real_out or (real_out in real_dest.parents
+                                 and real_dest.relative_to(real_out).parts[0] in (*BUILD_DIRS, "export")):  # fmt: skip
+        raise RunStateError(f"--dest {dest} is inside the build's own folders; choose a folder of its own (default "
+                            f"{out / REPORT_DIR})")  # fmt: skip
+    if dest.is_dir():
+        ours = report_files(dest)
+        if not ours and any(dest.iterdir()):
+            raise RunStateError(f"--dest {dest} is not empty and holds no report movid wrote (no {MARKER} file); "
+                                "choose a new or empty folder")  # fmt: skip
+        assets = dest / "assets"
+        if assets.is_symlink() or (assets.exists() and not assets.is_dir()):
+            raise RunStateError(f"{assets} is not a folder movid wrote (a symlink or a file); remove it")
+        for rel in ours:
+            if rel != MARKER:
+                (dest / rel).unlink(missing_ok=True)  # a symlink goes as a link
+    # the marker first: a report cut off halfway is still known as movid's, and the next one replaces it
+    atomic_write_bytes(dest / MARKER, b'{"written_by": "movid report"}\n')
+    (dest / "assets").mkdir(exist_ok=True)
+
+
+def write_report(out: str | Path, dest: str | Path | None = None, samples: int = 12, *, wait: bool = False) -> Path:
+    """Write the report of the finished build in ``out``; returns the path of its index.html. ``dest``
+    (default ``OUT/report``) must be new, empty or a report movid wrote. Writing into ``OUT`` holds its lock."""
+    from pipeline.runstate import RunStateError, lock_out
+
     out = Path(out)
     manifest_file = out / "manifest.json"
     if not manifest_file.is_file():
-        raise FileNotFoundError(f"{out}: no manifest.json — not a finished movid build")
-    m = json.loads(manifest_file.read_text())
-    dest = Path(dest) if dest else out / "report"
-    shutil.rmtree(dest / "assets", ignore_errors=True)
-    (dest / "assets").mkdir(parents=True)
+        raise RunStateError(f"{out}: no manifest.json — not a finished movid build")
+    dest = Path(dest) if dest else out / REPORT_DIR
+    real_out = Path(os.path.realpath(out))
+    in_out = real_out in Path(os.path.realpath(dest)).parents
+    with lock_out(out, "movid report", wait=wait) if in_out else nullcontext():
+        try:
+            m = json.loads(manifest_file.read_text())
+        except ValueError as exc:
+            raise RunStateError(f"{manifest_file} is not valid JSON ({exc}); run movid validate") from None
+        datasets = [_dataset(out, m, t) for t in ("motion", "video", "instruction")]  # (checks the paths first)
+        _claim(out, dest)
+        return _write(out, dest, m, samples, *datasets)
 
-    motion, video, instr = _dataset(out, "motion"), _dataset(out, "video"), _dataset(out, "instruction")
+
+def _write(out: Path, dest: Path, m: dict, samples: int, motion, video, instr) -> Path:
+    from pipeline.runstate import atomic_write_bytes
+
     mt = motion.to_table(columns=["motion_id", "split", "num_frames", "texts", "quality_flags"]) if motion else None
     vt = video.to_table(columns=["video_id", "motion_id", "split"]) if video else None
     it = instr.to_table(columns=["modality", "task", "category"]) if instr else None
@@ -171,7 +239,7 @@ def write_report(out: str | Path, dest: str | Path | None = None, samples: int =
 
     page = _PAGE.replace("{BODY}", "\n".join(sections))
     index = dest / "index.html"
-    index.write_text(page, encoding="utf-8")
+    atomic_write_bytes(index, page.encode("utf-8"))  # (replaces a symlink planted there, never its target)
     return index
 
 

@@ -9,7 +9,8 @@ the requeued ones run, and the commit renumbers shards in plan order and rewrite
 counts reconcile as for any build. A requeue killed midway is finished by running it again.
 
 Re-running a unit regenerates its successful records too; the pipeline is deterministic, so their rows
-come out identical, and paid LLM answers come from the response cache.
+come out identical, and paid LLM answers come from the response cache. A requeue holds ``OUT``'s lock from
+start to end, like a build.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from pipeline.runstate import RunState, RunStateError, atomic_write_json
+from pipeline.runstate import TABLE_DIRS, RunState, RunStateError, atomic_write_json, contained_path, lock_out
 
 __all__ = ["requeue"]
 
@@ -34,33 +35,47 @@ def _quarantined(out: Path, manifest: dict) -> list[dict]:
     rows = []
     for s in manifest["shards"]:
         if s["table"] == "quarantine":
-            rows += pq.read_table(out / s["path"], columns=["record_id", "reason", "stage", "unit_id"]).to_pylist()
+            rows += pq.read_table(contained_path(out, s["path"]), columns=["record_id", "reason", "stage", "unit_id"]).to_pylist()
     return rows
 
 
 def _uncommit(state: RunState) -> None:
-    """Move committed shards back to their staging paths (idempotent) and forget the commit."""
+    """Move committed shards back to their staging paths (idempotent) and forget the commit. Only what the
+    commit wrote goes: a user's files in ``OUT`` stay. (The bench's shards are rewritten by the next commit.)"""
     commit_file = state.dir / "commit.json"
     if commit_file.is_file():
         for m in json.loads(commit_file.read_text()):
-            src, dst = state.out / m["src"], state.out / m["dst"]
+            src, dst = contained_path(state.out, m["src"]), contained_path(state.out, m["dst"])
             if dst.exists():
                 src.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(dst, src)
         commit_file.unlink()
-    for table in ("motion", "video", "instruction", "quarantine", "validation", "bench"):
-        shutil.rmtree(state.out / table, ignore_errors=True)  # only empty split folders (and old docs) remain
+    (state.out / "validation" / "report.json").unlink(missing_ok=True)  # a verdict on the build that was
     (state.out / "README.md").unlink(missing_ok=True)
+    for name in (*TABLE_DIRS, "validation"):
+        folder = state.out / name
+        if folder.is_dir() and not folder.is_symlink():
+            for dirpath, _dirs, _files in os.walk(folder, topdown=False):  # split folders left empty
+                try:
+                    os.rmdir(dirpath)
+                except OSError:
+                    pass
 
 
 def requeue(out: str | Path, reasons: list[str] | None = None, *, executor: str | None = None,
-            address: str | None = None, show_progress: bool = True) -> dict:  # fmt: skip
+            address: str | None = None, show_progress: bool = True, wait: bool = False) -> dict:  # fmt: skip
     """Requeue the quarantined records of the finished build in ``out`` (only those with one of
-    ``reasons``, when given). Returns the new manifest with ``requeue`` details added."""
-    from pipeline.build import PLAN_UNIT, build
-    from pipeline.config import BuildConfig, _from_dict, config_hash
+    ``reasons``, when given). Returns the new manifest with ``requeue`` details added. Another run on
+    ``out`` makes this one fail at once (:class:`~pipeline.runstate.OutLocked`), or wait with ``wait``."""
+    with lock_out(out, "movid requeue", wait=wait):
+        return _requeue(out, reasons, executor=executor, address=address, show_progress=show_progress)
+
+
+def _requeue(out: str | Path, reasons: list[str] | None, *, executor: str | None, address: str | None,
+             show_progress: bool) -> dict:  # fmt: skip
+    from pipeline.build import PLAN_UNIT, build_identity, check_sources_apart, run_build
+    from pipeline.config import BuildConfig, _from_dict
     from pipeline.planner import plan_build
-    from schemas import SCHEMA_VERSION
 
     state = RunState(out)
     marker = state.dir / MARKER
@@ -72,6 +87,7 @@ def requeue(out: str | Path, reasons: list[str] | None = None, *, executor: str 
             raise RunStateError(f"{out}: no finished build to requeue (no manifest.json); run or resume movid build")
         manifest = json.loads(state.manifest_file.read_text())
         cfg = _from_dict(BuildConfig, manifest["config"])
+        check_sources_apart(cfg, state.out)
         plan = plan_build(cfg)  # with the sources as they are now
         planned = {u.unit_id for u in plan.units}
         quarantined = _quarantined(state.out, manifest)
@@ -83,8 +99,7 @@ def requeue(out: str | Path, reasons: list[str] | None = None, *, executor: str 
         job = {"units": sorted(units | changed), "stale": stale, "reasons": reasons or [],
                "records": len(matching), "skipped_records": sum(1 for r in matching if r["unit_id"] not in planned
                                                                  and r["unit_id"] != PLAN_UNIT),
-               "identity": {"config_hash": config_hash(cfg), "plan_hash": plan.plan_hash,
-                            "schema_version": SCHEMA_VERSION},
+               "identity": build_identity(cfg, plan),
                "config": manifest["config"], "round": manifest.get("requeue", {}).get("round", 0) + 1}  # fmt: skip
         if not job["units"] and not any(r["unit_id"] == PLAN_UNIT for r in matching):
             log.info("nothing to requeue: no quarantined record%s in a unit of the current plan",
@@ -102,7 +117,7 @@ def requeue(out: str | Path, reasons: list[str] | None = None, *, executor: str 
         cfg.executor = executor
     if address:
         cfg.ray.address = address
-    manifest = build(cfg, str(state.out), show_progress=show_progress)
+    manifest = run_build(cfg, str(state.out), show_progress=show_progress)
     manifest["requeue"] = {"round": job["round"], "reasons": job["reasons"], "units": job["units"],
                            "records": job["records"]}  # fmt: skip
     atomic_write_json(state.manifest_file, manifest)

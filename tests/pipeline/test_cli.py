@@ -45,7 +45,8 @@ def test_config_errors_stop_before_any_work(tmp_path):
 
 def test_inspect_of_a_non_build_fails_clearly(tmp_path):
     r = run("inspect", str(tmp_path))
-    assert r.returncode == 1 and "holds no movid build" in r.stderr
+    assert r.returncode == 2 and "holds no movid build" in r.stderr  # a user error: exit 2, one line
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
 def test_help_lists_every_command(capsys):
