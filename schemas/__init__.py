@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 # Bump on any change to a table's columns or their meaning; readers compare it with the shard metadata.
-SCHEMA_VERSION = "1.2.0"  # 1.1: the video table; 1.2: motion.quality_flags
+SCHEMA_VERSION = "1.3.0"  # 1.1: the video table; 1.2: motion.quality_flags; 1.3: instruction/bench.facts
 SCHEMA_VERSION_KEY = b"movid.schema_version"
 TABLE_KEY = b"movid.table"
 

@@ -4,7 +4,9 @@ A clip's prompt carries its human captions (with their time spans) and the facts
 ``stages.motion_facts``; the answer is JSON under ``QA_SCHEMA`` (sent as structured output, and checked
 here anyway). Pairs that state a direction, a most-active body part or a count are checked against the
 facts; contradicted ones go to quarantine. Backends: ``offline`` (deterministic, from the facts and
-captions, no network) and ``openai`` (any OpenAI-compatible endpoint; ``stages.llm_client``).
+captions, no network; its language and balance live in ``stages.offline_qa``, and its pairs carry their
+structured ``facts`` into the instruction table) and ``openai`` (any OpenAI-compatible endpoint;
+``stages.llm_client``).
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ import numpy as np
 import pyarrow as pa
 
 from schemas.instruction import INSTRUCTION_SCHEMA
+from schemas.motion import NUM_JOINTS
 from schemas.quarantine import Reject
 from stages import StageResult
 from stages.caption_instructions import MOTION_PLACEHOLDER
 from stages.motion_facts import BODY_PARTS, facts_text, motion_facts
+from stages.offline_qa import caption_from_facts, motion_qa, video_qa
 
 __all__ = ["CATEGORIES", "QA_SCHEMA", "TASKS", "AnnotationTask", "ClipRequest", "annotate_captions",
            "annotate_motions", "annotate_video_qa", "annotate_videos", "build_requests", "build_video_qa_requests",
@@ -123,6 +127,17 @@ def _span(text: dict) -> str:
     return "whole" if text["start"] == text["end"] == 0 else f"{text['start']:g}-{text['end']:g} s"
 
 
+def _joint_arrays(column: pa.ChunkedArray) -> list[np.ndarray]:
+    """Each row's (T, 22, 3) joints as a view of the column's buffer: going through Python lists
+    (``as_py``) cost several times what computing the facts does."""
+    out = []
+    for chunk in column.chunks:
+        offsets = chunk.offsets.to_numpy()
+        flat = chunk.values.flatten().flatten().to_numpy(zero_copy_only=False).reshape(-1, NUM_JOINTS, 3)
+        out += [flat[a:b] for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
+    return out
+
+
 def build_requests(motion: pa.Table, template: str, qa_per_clip: int) -> list[ClipRequest]:
     """One request per full clip (sub-clips' captions go into their parent's prompt with their spans)."""
     cols = motion.select(["motion_id", "parent_id", "split", "texts", "fps"]).to_pylist()
@@ -130,78 +145,42 @@ def build_requests(motion: pa.Table, template: str, qa_per_clip: int) -> list[Cl
     for r in cols:
         if r["parent_id"]:
             spans[r["parent_id"]] += r["texts"]
-    joints_col = motion.column("joints")
+    joints = _joint_arrays(motion.column("joints"))
     out = []
     for k, r in enumerate(cols):
         if r["parent_id"]:
             continue
         texts = r["texts"] + spans.get(r["motion_id"], [])
         captions = "\n".join(f"- {t['caption']} ({_span(t)})" for t in texts) or "- (none)"
-        joints = np.asarray(joints_col[k].as_py(), dtype=np.float32)
-        facts = motion_facts(joints)
+        facts = motion_facts(joints[k])
         prompt = template.format(captions=captions, facts=facts_text(facts), n=qa_per_clip)
         out.append(ClipRequest(r["motion_id"], r["split"], prompt, facts, captions=tuple(t["caption"] for t in texts)))
     return out
 
 
+def _stratified(pool: list[dict], k: int, seed: int, key: str) -> list[dict]:
+    """``k`` pairs of ``pool``, spread over its categories: categories in a seeded order, a seeded pair from
+    each in turn (so a clip's few pairs are not mostly of the category with most templates); pool order kept."""
+    def rank(text: str) -> bytes:
+        return hashlib.blake2b(f"{seed}:{key}:{text}".encode(), digest_size=8).digest()
+
+    by_cat: dict[str, list[int]] = {}
+    for i, qa in enumerate(pool):
+        by_cat.setdefault(qa["category"], []).append(i)
+    queues = [sorted(ix, key=lambda i: rank(f"pair/{i}")) for _, ix in sorted(by_cat.items(), key=lambda c: rank(c[0]))]
+    chosen: list[int] = []
+    while len(chosen) < k and any(queues):
+        for q in queues:
+            if q and len(chosen) < k:
+                chosen.append(q.pop(0))
+    return [pool[i] for i in sorted(chosen)]
+
+
 def offline_answer(req: ClipRequest, qa_per_clip: int, seed: int = 0) -> dict:
-    """Deterministic QA from the facts (the embedded default backend): every category, each answer
-    true to the measured motion."""
-    f = req.facts
-    travel = "stay in place" if f["direction"] == "in place" else f"move {f['direction']} about {f['distance_m']} m"
-    turn = "do not turn much" if f["turn"] == "none" else f"turn {f['turn']} by about {abs(f['turn_deg'])} degrees"
-    parts = [m["part"] for m in f["most_active"]]
-    middle = f["most_active"][len(f["most_active"]) // 2] if f["most_active"] else None
-    events = f["events"]
-    unseen = next((e for e in ("jump", "crouch", "left hand above head", "right hand above head")
-                   if all(x["event"] != e for x in events)), None)  # fmt: skip
-    pool = [
-        {"category": "direction", "question": "In which direction does the person travel?",
-         "answer": f"They {travel}.", "direction": f["direction"], "body_part": None, "count": None},
-        {"category": "direction", "question": "Does the person turn, and which way?",
-         "answer": f"They {turn}.", "direction": None if f["turn"] == "none" else f["turn"], "body_part": None,
-         "count": None},
-        {"category": "counting", "question": "How many times does the person jump?",
-         "answer": "They do not jump." if not f["jumps"] else f"{f['jumps']} time{'s' if f['jumps'] != 1 else ''}.",
-         "direction": None, "body_part": None,
-         "count": f["jumps"]},
-        {"category": "counting", "question": "How fast does the person move?",
-         "answer": f"At {f['pace']}, about {f['speed_mps']} m/s over {f['duration_s']} s.", "direction": None,
-         "body_part": None, "count": None},
-    ]  # fmt: skip
-    if middle:
-        pool.append({"category": "body_part", "question": f"Which body part moves most between {middle['from']} and "
-                     f"{middle['to']} seconds?", "answer": f"The {middle['part']}.", "direction": None,
-                     "body_part": middle["part"], "count": None})  # fmt: skip
-    if len(events) >= 2:
-        a, b = events[0], events[1]
-        pool.append({"category": "sequentiality", "question": f"What does the person do after the {a['event']}?",
-                     "answer": f"Then comes a {b['event']}, from {b['from']} to {b['to']} s.", "direction": None,
-                     "body_part": None, "count": None})  # fmt: skip
-    elif len(parts) >= 2 and parts[0] != parts[-1]:
-        pool.append({"category": "sequentiality", "question": "How does the movement change over the clip?",
-                     "answer": f"First mostly the {parts[0]} moves, and by the end mostly the {parts[-1]}.",
-                     "direction": None, "body_part": None, "count": None})  # fmt: skip
-    pool.append({"category": "direction", "question": "Which way does the person travel? A) forward B) backward "
-                 "C) left D) right E) stays in place",
-                 "answer": {"forward": "A) forward", "backward": "B) backward", "left": "C) left", "right": "D) right",
-                            "in place": "E) stays in place"}[f["direction"]],
-                 "direction": f["direction"], "body_part": None, "count": None})  # fmt: skip
-    if unseen:
-        statement = f"does a {unseen}" if unseen in ("jump", "crouch") else f"raises the {unseen.replace('head', 'the head')}"
-        pool.append({"category": "hallucination", "question": f"True or false: the person {statement}.",
-                     "answer": "False.", "direction": None, "body_part": None, "count": None})  # fmt: skip
-        pool.append({"category": "hallucination", "question": f"Does the person do a {unseen}?" if unseen in ("jump", "crouch")
-                     else f"Is the person's {unseen.replace(' above head', '')} raised above the head?",
-                     "answer": "No, that does not happen in this clip.", "direction": None, "body_part": None,
-                     "count": None})  # fmt: skip
-    activity = "traveling" if f["direction"] != "in place" else "exercising or gesturing in place"
-    pool.append({"category": "reasoning", "question": "What is the person most likely doing?",
-                 "answer": f"Most likely {activity}: they {travel} at {f['pace']} and {turn}.", "direction": None,
-                 "body_part": None, "count": None})  # fmt: skip
-    rng = np.random.default_rng([seed, int(hashlib.sha256(req.motion_id.encode()).hexdigest()[:8], 16)])
-    order = rng.permutation(len(pool))[: max(1, min(qa_per_clip, len(pool)))]
-    return {"qa": [pool[i] for i in sorted(order)]}
+    """Deterministic QA from the facts (the embedded default backend, ``stages.offline_qa``): every pair
+    true to the measured motion, yes/no balanced by a seeded coin, each with its structured ``facts``."""
+    pool = motion_qa(req.facts, req.motion_id, seed)
+    return {"qa": _stratified(pool, max(1, min(qa_per_clip, len(pool))), seed, req.motion_id)}
 
 
 _COUNT_WORDS = {"jump": "jumps", "crouch": "crouches", "squat": "crouches"}
@@ -240,12 +219,18 @@ def _answered(requests, results, stage: str, counts: Counter, rejects: list, uni
 
 
 def _row(sample_id: str, modality: str, motion_id, video_id, task: str, category: str, question: str, answer: str,
-         annotator_row: dict, split: str) -> dict:  # fmt: skip
+         annotator_row: dict, split: str, facts: dict | None = None) -> dict:  # fmt: skip
     placeholder = {"motion": MOTION_PLACEHOLDER, "video": "<video>"}[modality]
     return {"sample_id": sample_id, "modality": modality, "motion_id": motion_id, "video_id": video_id, "task": task,
             "category": category, "conversations": [{"role": "user", "content": f"{placeholder}\n{question}"},
                                                     {"role": "assistant", "content": answer}],
-            "annotator": annotator_row, "split": split}  # fmt: skip
+            "annotator": annotator_row, "split": split, "facts": _facts_json(facts)}  # fmt: skip
+
+
+def _facts_json(facts: dict | None) -> str | None:
+    """The ``facts`` column (``schemas/instruction.py``): canonical JSON, or null. Only the offline annotator
+    writes facts; an LLM's reply cannot carry them (its schema forbids extra keys)."""
+    return None if facts is None else json.dumps(facts, sort_keys=True, separators=(",", ":"))
 
 
 def _provenance(annotator, prompt_version: str, seed: int):
@@ -283,7 +268,7 @@ def annotate_motions(motion: pa.Table, cfg, *, annotator, template: str, prompt_
                 continue
             counts["qa_out"] += 1
             rows.append(_row(sample_id, "motion", req.motion_id, None, "qa", qa["category"], qa["question"],
-                             qa["answer"], who(res.model), req.split))  # fmt: skip
+                             qa["answer"], who(res.model), req.split, qa.get("facts")))  # fmt: skip
     return _result(rows, rejects, counts)
 
 
@@ -298,18 +283,19 @@ def build_video_requests(video: pa.Table, template: str, qa_per_clip: int) -> li
     return out
 
 
-def offline_video_answer(req: ClipRequest, qa_per_clip: int) -> dict:
-    """Without a vision model: the human caption as the description, and QA that restate it."""
-    caption = req.captions[0] if req.captions else "A person moves."
-    pool = [
-        {"category": "reasoning", "question": "What does the person do in the video?", "answer": caption,
-         "direction": None, "body_part": None, "count": None},
-        {"category": "hallucination", "question": "Is anyone riding a bicycle in the video?",
-         "answer": "No, there is no bicycle in the video.", "direction": None, "body_part": None, "count": None},
-    ]  # fmt: skip
-    pool += [{"category": "reasoning", "question": "Describe the video in other words.", "answer": c,
-              "direction": None, "body_part": None, "count": None} for c in req.captions[1:]]  # fmt: skip
-    return {"caption": caption, "qa": pool[: max(1, qa_per_clip)]}
+def _as_sentence(text: str) -> str:
+    """A human caption as the re-caption's sentence: capital first letter, closing full stop."""
+    text = text.strip()
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def offline_video_answer(req: ClipRequest, qa_per_clip: int, seed: int = 0) -> dict:
+    """Without a vision model: the human caption as the description, and QA reasoned from the captions
+    (``stages.offline_qa.video_qa``: why, what next, which side, which way, how often, balanced yes/no)."""
+    caption = _as_sentence(req.captions[0]) if req.captions else "A person moves."
+    pool = video_qa(req.captions, req.motion_id, seed)
+    return {"caption": caption, "qa": _stratified(pool, max(1, min(qa_per_clip, len(pool))), seed, req.motion_id)}
 
 
 def annotate_videos(video: pa.Table, cfg, *, annotator, template: str, prompt_version: str, seed: int = 0) -> StageResult:
@@ -324,11 +310,11 @@ def annotate_videos(video: pa.Table, cfg, *, annotator, template: str, prompt_ve
     # video QA is not checked against kinematics: a video row carries no joints
     for req, res in _answered(requests, results, "annotate_video", counts, rejects, "videos", "videos_annotated"):
         pairs = [("caption", "caption", "Describe what the person does in this video, in time order.",
-                  res.payload["caption"])]  # fmt: skip
-        pairs += [("qa", qa["category"], qa["question"], qa["answer"]) for qa in res.payload["qa"]]
-        for i, (task, category, question, answer) in enumerate(pairs):
+                  res.payload["caption"], None)]  # fmt: skip
+        pairs += [("qa", qa["category"], qa["question"], qa["answer"], qa.get("facts")) for qa in res.payload["qa"]]
+        for i, (task, category, question, answer, facts) in enumerate(pairs):
             rows.append(_row(f"{req.motion_id}/video-{task}/{i}", "video", None, req.motion_id, task, category,
-                             question, answer, who(res.model), req.split))  # fmt: skip
+                             question, answer, who(res.model), req.split, facts))  # fmt: skip
     return _result(rows, rejects, counts)
 
 
@@ -365,23 +351,13 @@ def annotate_video_qa(video: pa.Table, cfg, *, annotator, template: str, prompt_
     for req, res in _answered(requests, results, "annotate_video_qa", counts, rejects, "videos", "videos_qa_annotated"):
         for i, qa in enumerate(res.payload["qa"]):
             rows.append(_row(f"{req.motion_id}/video-text-qa/{i}", "video", None, req.motion_id, "qa", qa["category"],
-                             qa["question"], qa["answer"], who(res.model), req.split))  # fmt: skip
+                             qa["question"], qa["answer"], who(res.model), req.split, qa.get("facts")))  # fmt: skip
     return _result(rows, rejects, counts)
 
 
-def offline_caption(req: ClipRequest) -> dict:
-    """A detailed caption from the facts and the first human caption, without an LLM."""
-    f = req.facts
-    first = req.captions[0].rstrip(".") + ". " if req.captions else ""
-    travel = "stays in place" if f["direction"] == "in place" else f"moves {f['direction']} about {f['distance_m']} m"
-    turn = "" if f["turn"] == "none" else f", turning {f['turn']} by about {abs(f['turn_deg'])} degrees"
-    parts = ", then ".join(dict.fromkeys(f"the {m['part']}" for m in f["most_active"]))
-    extra = ""
-    for word, n in (("jumps", f["jumps"]), ("crouches", f["crouches"])):
-        if n:
-            extra += f" The person {word} {n} time{'s' if n != 1 else ''}."
-    return {"caption": f"{first}Over {f['duration_s']} s the person {travel} at {f['pace']}{turn}; mostly {parts} "
-                       f"move.{extra}"}
+def offline_caption(req: ClipRequest, seed: int = 0) -> dict:
+    """A detailed caption from the first human caption and the facts, without an LLM."""
+    return {"caption": caption_from_facts(req.facts, req.captions, req.motion_id, seed)}
 
 
 def annotate_captions(motion: pa.Table, cfg, *, annotator, template: str, prompt_version: str, seed: int = 0) -> StageResult:

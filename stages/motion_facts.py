@@ -15,13 +15,15 @@ BODY_PARTS = {
     "torso and head": (3, 6, 9, 12, 15),
 }  # fmt: skip
 HEAD, L_WRIST, R_WRIST, FEET = 15, 20, 21, (7, 8, 10, 11)
+WALK_RUN_MPS = 1.9  # ground speed (m/s) above which travel on foot is a run
 
 
 def _windows(mask: np.ndarray, min_len: int) -> list[tuple[float, float]]:
     """[start, end) seconds of the runs of True at least ``min_len`` frames long."""
     edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
     starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    return [(round(s / FPS, 2), round(e / FPS, 2)) for s, e in zip(starts, ends, strict=True) if e - s >= min_len]
+    return [(round(float(s) / FPS, 2), round(float(e) / FPS, 2)) for s, e in zip(starts, ends, strict=True)
+            if e - s >= min_len]
 
 
 def _direction(dx: float, dz: float) -> str:
@@ -35,7 +37,8 @@ def _direction(dx: float, dz: float) -> str:
 
 def motion_facts(joints: np.ndarray) -> dict:
     """Facts as plain JSON-able values: duration, travel, turning, speed, jumps, crouches, hands raised
-    above the head, and the body part moving most in each third of the clip."""
+    above the head, the body part moving most in each third of the clip, and the timed events (walk, run,
+    jump, crouch, a hand above the head; the names of ``schemas.vocabulary.EVENTS``)."""
     j = np.asarray(joints, dtype=np.float64)
     T = len(j)
     root = j[:, 0]
@@ -59,9 +62,15 @@ def motion_facts(joints: np.ndarray) -> dict:
     for label, idx in zip(("beginning", "middle", "end"), thirds, strict=True):
         if len(idx):
             name = max(part_speed, key=lambda p: part_speed[p][idx].mean())
-            most_active.append({"window": label, "from": round(idx[0] / FPS, 2), "to": round((idx[-1] + 1) / FPS, 2),
-                                "part": name})  # fmt: skip
+            most_active.append({"window": label, "from": round(int(idx[0]) / FPS, 2),
+                                "to": round((int(idx[-1]) + 1) / FPS, 2), "part": name})  # fmt: skip
     events = []
+    # stretches of travel on foot: the root's ground speed over 0.5 s, at least 1 s long (a walk is
+    # ~1-1.5 m/s, a run from ~2 m/s; the ramps in and out of a stride fall under the 1 s floor)
+    ground = np.convolve(step * FPS, np.ones(10) / 10, mode="same") if len(step) else step
+    for name, moving in (("walk", (ground >= 0.5) & (ground < WALK_RUN_MPS)), ("run", ground >= WALK_RUN_MPS)):
+        for a, b in _windows(moving, int(FPS)):
+            events.append({"event": name, "from": a, "to": b})
     for a, b in _windows(airborne, 3):
         events.append({"event": "jump", "from": a, "to": b})
     for a, b in _windows(crouched, 6):

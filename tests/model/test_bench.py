@@ -8,7 +8,16 @@ import random
 import pyarrow.parquet as pq
 import pytest
 
-from model.bench import BenchLeakError, bench_rows, check_no_leak, commit_bench, qa_pairs, read_bench, select
+from model.bench import (
+    MOVID_BENCH_CATEGORIES,
+    BenchLeakError,
+    bench_rows,
+    check_no_leak,
+    commit_bench,
+    qa_pairs,
+    read_bench,
+    select,
+)
 from pipeline.config import BenchConfig, BenchQuotas, BuildConfig, VideoBenchQuotas
 from schemas import check_conforms
 
@@ -26,11 +35,14 @@ def _row(sid, category, split="test", modality="motion", pairs=1, motion_id=None
 
 
 def test_qa_pairs_ids_and_placeholders():
-    pairs = qa_pairs(_row("000001/qa/0", "direction", pairs=2))
+    pairs = qa_pairs(_row("000001/qa/0", "direction", pairs=2) | {"facts": '{"direction":"left"}'})
     assert [p["question_id"] for p in pairs] == ["000001/qa/0#0", "000001/qa/0#1"]
     assert pairs[0]["question"] == "Q0 of 000001/qa/0?"  # "<motion>\n" removed
     assert pairs[1]["answer"] == "A1 of 000001/qa/0."
     assert pairs[0]["category"] == "direction" and pairs[0]["modality"] == "motion"
+    assert pairs[0]["facts"] is None  # a row's facts belong to its single pair: two pairs, so none is given
+    (single,) = qa_pairs(_row("000002/qa/0", "direction") | {"facts": '{"direction":"left"}'})
+    assert single["facts"] == '{"direction":"left"}'
 
 
 def test_quotas_scale_to_available():
@@ -48,6 +60,9 @@ def test_quotas_scale_to_available():
     rows, stats = select(cands, {"motion": {"a": 20, "b": 10, "c": 10}}, seed=0)
     assert {c: (s["target"], s["chosen"]) for c, s in stats["motion"].items()} == {"a": (5, 4), "b": (2, 2), "c": (2, 2)}
     assert len(rows) == 8
+    # a category with a quota but no questions (counting on a bench without any) does not shrink the others
+    rows, stats = select(cands, {"motion": {"a": 4, "b": 3, "c": 3, "counting": 100}}, seed=0)
+    assert {c: s["chosen"] for c, s in stats["motion"].items()} == {"a": 4, "b": 3, "c": 3, "counting": 0}
 
 
 def test_selection_is_deterministic_and_order_free():
@@ -63,7 +78,7 @@ def test_selection_is_deterministic_and_order_free():
 
 
 def test_only_test_split_and_leak_check():
-    cfg = BenchConfig(motion=BenchQuotas(0, 0, 5, 5, 0), video=VideoBenchQuotas(0, 0, 0, 5, 0))
+    cfg = BenchConfig(motion=BenchQuotas(0, 0, 5, 5, 0, counting=0), video=VideoBenchQuotas(0, 0, 0, 5, 0, counting=0))
     rows = [_row("000001/qa/0", "direction"), _row("000002/qa/0", "direction", split="train"),
             _row("000003/qa/0", "reasoning", split="val"), _row("000004/video-qa/0", "reasoning", modality="video"),
             _row("000005/qa/0", "counting"),  # no quota -> not in the bench
@@ -76,6 +91,10 @@ def test_only_test_split_and_leak_check():
         check_no_leak([{**bench[0], "split": "train"}], set())
     with pytest.raises(BenchLeakError, match="000001"):  # a test conversation about a train clip
         bench_rows(rows, cfg, 0, other_split_clips={"000001"})
+    cfg.motion.counting = 5  # counting: selected like the others, kept as its own category
+    bench, stats = bench_rows(rows, cfg, 0, video_motion={"000004": "000004"})
+    assert [r["category"] for r in bench if r["motion_id"] == "000005"] == ["counting"]
+    assert stats["motion"]["counting"]["chosen"] == 1 and "counting" not in MOVID_BENCH_CATEGORIES
 
 
 def test_commit_bench_writes_a_conforming_shard(tmp_path):
@@ -84,6 +103,7 @@ def test_commit_bench_writes_a_conforming_shard(tmp_path):
     from schemas.instruction import INSTRUCTION_SCHEMA
 
     rows = [_row(f"{i:06d}/qa/0", "direction", pairs=2) for i in range(3)] + [_row("000009/qa/0", "direction", split="train")]
+    rows.append(_row("000010/qa/0", "direction") | {"facts": '{"direction":"forward"}'})
     shards = []
     for split in ("test", "train"):
         t = [dict(r, annotator={"backend": "offline", "model": None, "prompt_version": "v", "params": "{}"})
@@ -98,14 +118,15 @@ def test_commit_bench_writes_a_conforming_shard(tmp_path):
     table = pq.read_table(tmp_path / part["path"])
     check_conforms(table, "bench")
     assert part["path"] == "bench/part-00000.parquet" and part["table"] == "bench"
-    assert entry["rows"] == part["rows"] == table.num_rows == 6  # 3 test conversations x 2 pairs; not the train one
+    assert entry["rows"] == part["rows"] == table.num_rows == 7  # 3 test conversations x 2 pairs + 1; not the train one
+    assert [r["facts"] for r in read_bench(tmp_path) if r["facts"]] == ['{"direction":"forward"}']
     assert table.schema.metadata[b"movid.table"] == b"bench"
     assert {r["split"] for r in read_bench(tmp_path)} == {"test"}
     again = commit_bench(tmp_path, shards, cfg)
     assert again["sha256"] == entry["sha256"] and again["shards"] == entry["shards"]  # same inputs, same bytes
-    cfg.shard.max_rows = 4  # shard.max_rows holds for the bench too: 6 rows -> parts of 4 and 2
+    cfg.shard.max_rows = 4  # shard.max_rows holds for the bench too: 7 rows -> parts of 4 and 3
     split = commit_bench(tmp_path, shards, cfg)
-    assert [p["rows"] for p in split["shards"]] == [4, 2] and len(read_bench(tmp_path / "bench")) == 6
+    assert [p["rows"] for p in split["shards"]] == [4, 3] and len(read_bench(tmp_path / "bench")) == 7
     cfg.bench.enabled = False
     assert commit_bench(tmp_path, shards, cfg) is None
 
@@ -139,7 +160,8 @@ def test_bench_config_keys():
     cfg = load_config(None, ["bench.enabled=false", "bench.motion.direction=7", "bench.seed=3"])
     assert (cfg.bench.enabled, cfg.bench.motion.direction, cfg.bench.seed) == (False, 7, 3)
     assert cfg.bench.video.sequentiality == 216 and cfg.bench.motion.body_part == 205  # MoVid-Bench defaults
-    assert sum(vars(cfg.bench.motion).values()) == 205 + 171 + 7 + 148 + 36
+    assert sum(vars(cfg.bench.motion).values()) == 205 + 171 + 7 + 148 + 36 + 100  # + counting, reported apart
+    assert cfg.bench.motion.counting == cfg.bench.video.counting == 100
     with pytest.raises(ConfigError, match="bench.motion"):
         load_config(None, ["bench.motion.direction=-1"])
     with pytest.raises(ConfigError, match="bench.motion.jumping"):

@@ -37,3 +37,13 @@ def test_facts_text_names_every_fact():
     text = facts_text(_facts(Segment("walk", 2.0, turn="left"), Segment("jump", 2.0)))
     for needle in ("duration:", "travel:", "turning: left", "jumps: 1", "most active in the middle", "event: jump"):
         assert needle in text
+
+
+def test_walks_and_runs_are_timed_events_in_order():
+    f = _facts(Segment("idle", 2.0), Segment("walk", 3.0), Segment("squat", 3.0, repeats=2), Segment("run", 3.0))
+    kinds = [e["event"] for e in f["events"]]
+    assert kinds == ["walk", "crouch", "crouch", "run"]
+    walk, run = f["events"][0], f["events"][-1]
+    assert 2.0 <= walk["from"] < walk["to"] <= 5.2 and 8.0 <= run["from"] < run["to"]
+    assert all(type(e["from"]) is float and type(e["to"]) is float for e in f["events"])  # plain JSON values
+    assert [e["event"] for e in _facts(Segment("wave", 3.0), Segment("idle", 2.0))["events"]] == ["right hand above head"]
