@@ -1,4 +1,5 @@
-"""``movid evaluate``: a trained checkpoint answers the build's bench and the answers are scored."""
+"""``movid evaluate``: a trained checkpoint answers the build's bench and the answers are scored, beside the
+blind twin's answers (``--blind RUN``), the majority baseline and chance."""
 
 import json
 
@@ -10,10 +11,16 @@ def test_evaluate_answers_the_bench_and_scores_it(demo_build, tiny_config, tmp_p
     cfg = tiny_config("tiny_stage1", "train.max_steps=3", "train.log_every=1", "train.save_every=3", video=False)
     train(cfg, demo_build, tmp_path / "run", executor="local", show_progress=False)
     out = tmp_path / "scores.json"
-    assert main(["evaluate", "--checkpoint", str(tmp_path / "run"), "--bench", str(demo_build / "bench"),
-                 "--limit", "6", "--max-new-tokens", "8", "--quiet", "--out", str(out)]) == 0  # fmt: skip
-    lines = (tmp_path / "run" / "predictions.jsonl").read_text().splitlines()
+    # the run stands in for its own blind twin here: what is tested is that both answer and both are scored
+    rc = main(["evaluate", "--checkpoint", str(tmp_path / "run"), "--bench", str(demo_build / "bench"),
+               "--limit", "6", "--max-new-tokens", "8", "--quiet", "--out", str(out),
+               "--predictions-out", str(tmp_path / "model.jsonl"), "--blind", str(tmp_path / "run")])  # fmt: skip
+    lines = (tmp_path / "model.jsonl").read_text().splitlines()
     assert len(lines) == 6 and all(set(json.loads(ln)) == {"question_id", "prediction"} for ln in lines)
+    assert len((tmp_path / "run" / "predictions.jsonl").read_text().splitlines()) == 6  # the blind answers
     scores = json.loads(out.read_text())
-    assert scores["overall"]["n"] == 6 and 0 <= scores["overall"]["accuracy"] <= 1
+    assert scores["all"]["n"] == 6 and 0 <= scores["all"]["accuracy"] <= 1
     assert scores["predictions"]["missing"] == 0 and scores["calibration"]
+    assert rc == (0 if scores["calibration"]["ok"] else 1)  # exit 1 only for a judge that fails calibration
+    assert scores["baselines"]["blind"]["all"] == scores["all"]  # the same checkpoint, greedy: the same answers
+    assert scores["baselines"]["majority"]["all"]["n"] == 6 and scores["chance"]["all"]["n"] == 6

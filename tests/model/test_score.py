@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from model.score import (
+    MOVID_BENCH_CATEGORIES,
     Judgement,
     JudgeParseError,
     OfflineJudge,
@@ -17,6 +18,7 @@ from model.score import (
     aggregate,
     bootstrap_ci,
     calibration_set,
+    format_table,
     normalize,
     numbers,
     parse_judge,
@@ -50,33 +52,43 @@ def test_normalize():
 
 def test_offline_judge_rules():
     j = OfflineJudge(encode=bag_encode)
+    count_q, video_q = "How many times does the person jump?", "What does the person do in the video?"
     items = [
         {"answer": "Two times.", "prediction": "2 times"},  # normalised equal -> yes 5
-        {"answer": "No, there is no bicycle.", "prediction": "Yes, a bicycle."},  # yes/no contradicts -> no
-        {"answer": "3 times.", "prediction": "He jumps 4 times"},  # numbers disagree -> no
-        {"answer": "3 times.", "prediction": "He jumps a lot"},  # a count not stated -> no
-        {"answer": "No.", "prediction": "no, not at all"},  # bare yes/no agreeing -> yes, >= 4
-        # bag-of-words cosine: {walk, forward} . {walk, back} = 1 / (sqrt2 sqrt2) = 0.5 >= 0.5 -> yes;
-        # score = round(5 * (0.5 - 0.1) / 0.7) = round(2.857) = 3
+        {"question": "Is anyone riding a bicycle in the video?", "answer": "No, there is no bicycle.",
+         "prediction": "Yes, a bicycle."},  # yes/no contradicts -> no
+        {"question": count_q, "answer": "3 times.", "prediction": "He jumps 4 times"},  # counts disagree -> no
+        {"question": count_q, "answer": "3 times.", "prediction": "He jumps a lot"},  # the asked count left out -> no
+        {"question": "Does the person jump?", "answer": "No.", "prediction": "no, not at all"},  # agreeing -> yes, >= 4
+        # the old judge took these for right on word overlap: {walk, forward} . {walk, back} = 0.5; now "back"
+        # after a travel verb is the direction backward, which contradicts forward: no, the score (3) capped at 1
         {"answer": "walk forward", "prediction": "walk back"},
-        # {left, arm, raised} . {right, leg} = 0 -> no; score = round(5 * max(0, -0.1 / 0.7)) = 0
-        {"answer": "left arm raised", "prediction": "right leg"},
+        {"answer": "left arm raised", "prediction": "right leg"},  # another limb and side -> no 0
         {"answer": "anything", "prediction": ""},  # empty -> no 0
-        {"answer": "They turn right by about 90 degrees.", "prediction": "They turn left."},  # opposite -> no
-        {"answer": "The left arm.", "prediction": "left arm, not the right"},  # names both, the right one first -> rules pass
-    ]
-    got = [(x.pred, x.score) for x in j.judge_all(items)]
+        # {they, turn, right, by, about, 90, degrees} . {they, turn, left} = 2 / (sqrt7 sqrt3) = 0.436 -> score
+        # round(5 * 0.336 / 0.7) = round(2.4) = 2, capped at 1 by the contradiction
+        {"answer": "They turn right by about 90 degrees.", "prediction": "They turn left."},
+        {"answer": "The left arm.", "prediction": "left arm, not the right"},  # the right one denied -> agree
+        # no structured fact: similarity decides. {person, waves, at, friend} . {someone, waves, to, friend} =
+        # 2 / 4 = 0.5 -> yes, score round(5 * 0.4 / 0.7) = 3; . {person, sits, down} = 1 / (2 sqrt3) = 0.289 -> no,
+        # score round(5 * 0.189 / 0.7) = 1
+        {"question": video_q, "answer": "A person waves at a friend.", "prediction": "Someone waves to a friend."},
+        {"question": video_q, "answer": "A person waves at a friend.", "prediction": "A person sits down."},
+    ]  # fmt: skip
+    js = j.judge_all(items)
+    got = [(x.pred, x.score) for x in js]
     assert got[0] == ("yes", 5)
     assert got[1][0] == "no" and got[1][1] <= 1
-    assert got[2][0] == "no" and got[3][0] == "no"
+    assert got[2][0] == "no" and js[2].reason.startswith("contradiction")
+    assert got[3][0] == "no" and js[3].reason.startswith("omission") and got[3][1] <= 2
     assert got[4][0] == "yes" and got[4][1] >= 4
-    assert got[5] == ("yes", 3)
+    assert got[5] == ("no", 1) and "backward" in js[5].reason
     assert got[6] == ("no", 0)
     assert got[7] == ("no", 0)
-    # {they, turn, right, by, about, 90, degrees} . {they, turn, left} = 2 / (sqrt7 sqrt3) = 0.436 -> score
-    # round(5 * 0.336 / 0.7) = round(2.4) = 2, capped at 1 by the contradiction
     assert got[8] == ("no", 1)
-    assert got[9][0] == "yes"  # {left, arm} . {left, arm, not, right} = 2 / (sqrt2 * 2) = 0.707 >= 0.5
+    assert got[9][0] == "yes" and got[9][1] >= 4
+    assert got[10] == ("yes", 3) and js[10].reason.startswith("similarity")
+    assert got[11] == ("no", 1)
 
 
 @pytest.mark.parametrize("text,expected", [
@@ -114,8 +126,11 @@ def test_aggregate_per_category_and_modality():
     J = Judgement
     one = [[J("yes", 5), J("no", 1), J("yes", 4), J("no", 0)]]
     r = aggregate(rows, one, seed=0, n_boot=200)
-    # overall: yes 2 of 4 -> 0.5; score (5 + 1 + 4 + 0) / 4 = 2.5
-    assert r["overall"]["accuracy"] == 0.5 and r["overall"]["score"] == 2.5 and r["overall"]["n"] == 4
+    # all: yes 2 of 4 -> 0.5; score (5 + 1 + 4 + 0) / 4 = 2.5
+    assert r["all"]["accuracy"] == 0.5 and r["all"]["score"] == 2.5 and r["all"]["n"] == 4
+    # overall: the MoVid-Bench categories only (counting is reported apart): q0-q2, yes 2 of 3, score 10 / 3
+    assert r["overall"]["accuracy"] == pytest.approx(2 / 3) and r["overall"]["n"] == 3
+    assert r["overall"]["score"] == pytest.approx(10 / 3)
     # direction: yes, no, yes -> 2/3; score 10/3.  counting: 0, 0
     assert r["by_category"]["direction"]["accuracy"] == pytest.approx(2 / 3)
     assert r["by_category"]["direction"]["score"] == pytest.approx(10 / 3)
@@ -128,10 +143,10 @@ def test_aggregate_per_category_and_modality():
     two = [one[0], [J("yes", 5), J(None, None, error="invalid"), J("no", 2), J(None, None)]]
     r2 = aggregate(rows, [two[0], two[1]], seed=0, n_boot=200)
     # per question yes share: q0 1, q1 0 (repeat 0 only), q2 0.5, q3 0 (repeat 0 only) -> mean 1.5/4
-    assert r2["overall"]["accuracy"] == pytest.approx(1.5 / 4) and r2["overall"]["failed"] == 0
+    assert r2["all"]["accuracy"] == pytest.approx(1.5 / 4) and r2["all"]["failed"] == 0
     three = [[J("yes", 5), J("no", 1), J("yes", 4), J(None, None)]]
     r3 = aggregate(rows, three, seed=0, n_boot=200)
-    assert r3["overall"]["n"] == 3 and r3["overall"]["failed"] == 1 and r3["overall"]["accuracy"] == pytest.approx(2 / 3)
+    assert r3["all"]["n"] == 3 and r3["all"]["failed"] == 1 and r3["all"]["accuracy"] == pytest.approx(2 / 3)
 
 
 def test_bootstrap_is_deterministic():
@@ -147,11 +162,13 @@ def test_bootstrap_is_deterministic():
 
 
 def test_calibration_set():
-    items = calibration_set(_rows(), n=2, seed=0)
-    correct = [i for i in items if i["expect"] == "yes"]
+    items = calibration_set(_rows(), n=4, seed=0)
     wrong = [i for i in items if i["expect"] == "no"]
-    assert len(correct) == 2 and all(i["prediction"] == i["answer"] for i in correct)
-    assert len(wrong) == 2 and all(i["prediction"] != i["answer"] for i in wrong)
+    right = [i for i in items if i["expect"] == "yes"]
+    # every reference states a fact, so each gives one contradiction and one paraphrase, none equal to it
+    assert len(wrong) == 4 and len(right) == 4 and all(i["prediction"] != i["answer"] for i in items)
+    assert {i["edit"] for i in wrong} <= {"direction", "in_place", "count", "number"}
+    assert calibration_set(_rows(), n=4, seed=0) == items and calibration_set(_rows(), n=4, seed=1) != items
 
 
 def _preds(rows):
@@ -167,18 +184,20 @@ def test_llm_judge_against_loopback_server(tmp_path, monkeypatch):
                             cache_dir=tmp_path / "cache")  # fmt: skip
         r = score(rows, _preds(rows), judge, repeats=2, seed=0, calibration=4, n_boot=200)
         first = server.requests
-        # per repeat (distinct seeds): 4 questions + 4 correct + 4 wrong calibration items, less the 2
-        # correct-calibration prompts identical to q0's and q2's (prediction = reference), asked once
-        assert first == 2 * (4 + 4 + 4 - 2)
+        # per repeat (distinct seeds): 4 questions + 4 contradicted and 4 paraphrased references
+        assert first == 2 * (4 + 4 + 4)
         assert {b["seed"] for b in server.bodies} == {0, 1}
         assert all(b["response_format"]["type"] == "json_schema" for b in server.bodies)
-        assert r["overall"]["accuracy"] == 0.5 and r["overall"]["n"] == 4
+        assert r["all"]["accuracy"] == 0.5 and r["all"]["n"] == 4
+        assert r["overall"]["accuracy"] == pytest.approx(2 / 3) and r["overall"]["n"] == 3  # counting apart
         assert r["predictions"]["missing"] == 1
         assert r["by_category"]["counting"]["accuracy"] == 0.0  # q3 missing -> judged wrong
         assert r["judge"]["model"] == ["judge-model-served"]  # the id the endpoint answered with
         assert r["judge"]["variance"]["pred_agreement"] == 1.0 and r["judge"]["variance"]["accuracy_std"] == 0.0
-        assert r["calibration"]["ok"] and r["calibration"]["correct"]["agree"] == 1.0
-        assert r["calibration"]["wrong"]["agree"] == 1.0
+        # the fake judge calls right only a verbatim reference: every contradiction wrong, every paraphrase
+        # wrong too -> calibration fails, as it should for a judge that only matches strings
+        assert r["calibration"]["contradictions"]["rate"] == 1.0 and r["calibration"]["paraphrases"]["rate"] == 0.0
+        assert not r["calibration"]["ok"] and r["calibration"]["misjudged"][0]["expect"] == "yes"
         again = score(rows, _preds(rows), judge, repeats=2, seed=0, calibration=4, n_boot=200)
         assert server.requests == first  # everything came from the response cache
         assert again["judge"]["usage"]["cache_hits"] > 0
@@ -193,9 +212,10 @@ def test_llm_judge_malformed_answers_are_reasked_then_failed(tmp_path, monkeypat
                             cache_dir=tmp_path / "cache")  # fmt: skip
         r = score(rows, _preds(rows), judge, calibration=0, n_boot=100)
         assert server.requests == 2 * 4  # each question: the answer and one re-ask
-    assert r["judge"]["failed"] == 4 and r["overall"]["n"] == 0 and r["overall"]["failed"] == 4
+    assert r["judge"]["failed"] == 4 and r["all"]["n"] == 0 and r["all"]["failed"] == 4
     assert r["judge"]["usage"]["reasks"] == 4
     assert "invalid_answer" in r["judge"]["failures"][0]["error"]
+    assert r["calibration"] is None and "the judge was NOT checked" in format_table(r)
 
 
 def test_cli_score_with_llm_judge(tmp_path, monkeypatch, capsys):
@@ -216,13 +236,18 @@ def test_cli_score_with_llm_judge(tmp_path, monkeypatch, capsys):
                    "--model", "judge-model", "--base-url", server.base_url, "--api-key-env", "MOVID_TEST_KEY",
                    "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "s.json"),
                    "--markdown", str(tmp_path / "s.md"), "--calibration", "2"])  # fmt: skip
-    assert rc == 0
+    assert rc == 1  # the exact-match fake judge fails calibration: scores are written, the exit code says so
     s = json.loads((tmp_path / "s.json").read_text())
-    assert s["overall"]["accuracy"] == 0.5 and s["overall"]["n"] == 4
+    assert s["all"]["accuracy"] == 0.5 and s["all"]["n"] == 4 and s["overall"]["n"] == 3
     assert set(s["by_category"]) == {"direction", "counting"} and set(s["by_modality"]) == {"motion", "video"}
-    assert len(s["overall"]["accuracy_ci"]) == 2 and s["calibration"]["ok"]
-    assert "| overall |" in (tmp_path / "s.md").read_text()
-    assert "accuracy" in capsys.readouterr().out
+    assert len(s["overall"]["accuracy_ci"]) == 2 and s["calibration"]["ok"] is False
+    assert s["categories"] == {"overall": list(MOVID_BENCH_CATEGORIES), "apart": ["counting"]}
+    assert s["baselines"] == {}  # a bench file outside a build: no train split, no majority
+    md = (tmp_path / "s.md").read_text()
+    assert "| overall (5 MoVid-Bench categories) |" in md and "| category counting (apart) |" in md
+    out = capsys.readouterr()
+    assert "model % [95% CI]" in out.out and "majority: — (no train split found" in out.out
+    assert "movid: calibration FAILED" in out.err
 
 
 def test_cli_score_llm_judge_without_key(tmp_path, monkeypatch, capsys):
