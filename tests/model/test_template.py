@@ -81,3 +81,36 @@ def test_bad_conversations_are_refused(tokenizer):
         encode_conversation(tokenizer, [CONV[1], CONV[0]], VICUNA_SYSTEM)
     with pytest.raises(ValueError, match="nothing to learn"):
         encode_conversation(tokenizer, CONV[:1], VICUNA_SYSTEM)
+
+
+# A ChatML-style template (SmolLM2-Instruct's shape) closing each turn with the tokenizer's eos.
+CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}</s>\n{% endfor %}"
+          "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")  # fmt: skip
+
+
+def test_the_tokenizers_own_chat_template(tiny_assets):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_assets["lm"], local_files_only=True)
+    add_placeholder_tokens(tok)
+    with pytest.raises(ValueError, match="the tokenizer has no chat template"):
+        encode_conversation(tok, CONV, VICUNA_SYSTEM, "tokenizer")
+    tok.chat_template = CHATML
+    ids, labels = encode_conversation(tok, CONV, "Be brief.", "tokenizer")
+    assert ids[0] != tok.bos_token_id  # the template writes the start of the text itself
+    text = tok.decode(ids)
+    assert text.startswith("<|im_start|>system\nBe brief.</s>") and text.count("<|im_start|>assistant\n") == 2
+    runs, run = [], []
+    for y in [*labels, IGNORE_INDEX]:
+        if y != IGNORE_INDEX:
+            run.append(y)
+        elif run:
+            runs, run = [*runs, run], []
+    assert [r[-1] for r in runs] == [tok.eos_token_id] * 2  # each answer's closing eos is learned, nothing after it
+    assert [tok.decode(r[:-1]) for r in runs] == ["someone runs forward.", "The left leg."]
+    prompt = encode_prompt(tok, CONV[:1], "Be brief.", "tokenizer")
+    first_answer = next(k for k, y in enumerate(labels) if y != IGNORE_INDEX)
+    assert ids[:first_answer] == prompt
+    tok.chat_template = "{% for m in messages %}{{ m['content'] }}\n{% endfor %}"  # never closes an answer with eos
+    with pytest.raises(ValueError, match="does not close an answer"):
+        encode_conversation(tok, CONV, "", "tokenizer")

@@ -76,9 +76,14 @@ def test_overfit_eight_captions_and_generate_them_back(demo_build, tiny_config, 
 
     rows = {r["sample_id"]: r for r in pads.dataset(str(demo_build / "instruction" / "train"), format="parquet").to_table().to_pylist()}
     answerer = Answerer(tmp_path / "run", device="cpu")  # rebuilt from the run's config + checkpoint
+    items, answers = [], []
     for sid in OVERFIT_SAMPLES:
         question, answer = (turn["content"] for turn in rows[sid]["conversations"])
-        assert answerer.answer(question, fetch_motion(demo_build, rows[sid]["motion_id"]), max_new_tokens=40) == answer, sid
+        items.append((question, fetch_motion(demo_build, rows[sid]["motion_id"]), None))
+        answers.append(answer)
+        assert answerer.answer(*items[-1], max_new_tokens=40) == answer, sid
+    # batched (left-padded prompts of different lengths, clips of different lengths): the same answers
+    assert answerer.answer_many(items, max_new_tokens=40, batch_size=5) == answers
     # the same through the command line, for one of the mirrored pair that only the motion tells apart
     row = rows["M000002/caption/0"]
     capsys.readouterr()
