@@ -48,11 +48,13 @@ demo: setup
 		--out $(DEMO_RUN)/scores.json
 	$(MOVID) report $(DEMO_OUT)
 
+# Two workers, whole files each (module fixtures build once): the suite waits on subprocesses, Ray and
+# sockets a good part of its time, so two workers on two cores roughly halve its wall time.
 test: setup browser
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile
 
 test-all: setup browser
-	$(PY) -m pytest -m ''
+	$(PY) -m pytest -n 2 --dist loadfile -m ''
 
 # Opt-in: a small real LLM for the annotator's end-to-end test (llama.cpp compiles in ~4-5 min on 2 cores).
 # A portable CPU build (AVX2): a -march=native build crashed here on AVX-512/AMX paths the VM does not allow.

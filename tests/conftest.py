@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REAL_HUMANML3D = Path(__file__).parent / "data" / "humanml3d"
 # A caption we write for the real clip 012314 (HumanML3D's own texts are not redistributable).
 REAL_CAPTION = "a person walks forward and turns around.#a/DET person/NOUN walk/VERB forward/ADV and/CCONJ turn/VERB around/ADV#0.0#0.0"
+
+
+@pytest.fixture(scope="module")
+def ray_temp_dir() -> str:
+    """A short folder for a Ray session: Ray's socket paths must stay under 107 bytes (AF_UNIX), which pytest's
+    per-worker temp folders (``…/pytest-N/popen-gwK/…`` under ``pytest -n``) can exceed."""
+    d = tempfile.mkdtemp(prefix="mvray-")
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

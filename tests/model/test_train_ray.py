@@ -14,12 +14,12 @@ pytestmark = pytest.mark.ray
 
 
 @pytest.fixture(scope="module")
-def ray_local(tmp_path_factory):
+def ray_local(ray_temp_dir):
     import ray
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     ray.init(address="local", num_cpus=2, object_store_memory=128 * 1024**2, include_dashboard=False,
-             _temp_dir=str(tmp_path_factory.mktemp("ray")), log_to_driver=False)  # fmt: skip
+             _temp_dir=ray_temp_dir, log_to_driver=False)  # fmt: skip
     yield
     ray.shutdown()
 

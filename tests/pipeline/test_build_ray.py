@@ -19,7 +19,7 @@ MOVID = [sys.executable, "-m", "pipeline.cli"]
 
 
 @pytest.fixture(scope="module")
-def ray_address(tmp_path_factory):
+def ray_address(ray_temp_dir):
     from ray._private.utils import get_ray_address_file
     from ray.cluster_utils import Cluster
 
@@ -28,7 +28,7 @@ def ray_address(tmp_path_factory):
     Path(get_ray_address_file(None)).parent.mkdir(parents=True, exist_ok=True)
     cluster = Cluster(initialize_head=True, head_node_args={
         "num_cpus": 2, "object_store_memory": 128 * 1024**2, "include_dashboard": False,
-        "temp_dir": str(tmp_path_factory.mktemp("ray")),
+        "temp_dir": ray_temp_dir,
     })  # fmt: skip
     yield cluster.address
     cluster.shutdown()
@@ -125,7 +125,8 @@ def test_rate_limit_is_shared_by_all_workers(ray_address, tmp_path):
         arrivals = np.sort(np.array(server.arrivals))
     assert len(arrivals) >= 8
     # 300/min = one start every 0.2 s across the whole cluster, whichever worker sends it: any k consecutive
-    # requests span at least k × 0.2 s, less the jitter of delivering one request (two workers limiting
-    # themselves separately would send pairs at once, at twice the rate)
+    # requests span at least k × 0.2 s, less the jitter of delivering one request, which does not add up over
+    # k (up to ~0.1 s on a loaded 2-core machine: the server thread shares the CPU with the workers); two
+    # workers limiting themselves separately would send pairs at once, and half the span over all of them
     for k in range(1, len(arrivals)):
-        assert (arrivals[k:] - arrivals[:-k]).min() >= 0.2 * k - 0.06, k
+        assert (arrivals[k:] - arrivals[:-k]).min() >= 0.2 * k - 0.12, k

@@ -79,8 +79,8 @@ class TwoNodes:
 
 
 @pytest.fixture(scope="module")
-def ray_cluster(tmp_path_factory):
-    nodes = TwoNodes(str(tmp_path_factory.mktemp("ray")))
+def ray_cluster(ray_temp_dir):
+    nodes = TwoNodes(ray_temp_dir)
     yield nodes
     nodes.cluster.shutdown()
 
