@@ -76,7 +76,9 @@ def _line(caption: str, start: float, end: float) -> str:
 def _random_segments(rng: np.random.Generator) -> list[Segment]:
     segments = []
     for _ in range(int(rng.choice([1, 2, 3], p=[0.35, 0.45, 0.2]))):
-        action = str(rng.choice(["walk", "walk", "run", "jump", "wave", "squat", "kick", "raise_arms", "idle"]))
+        # jumps and squats twice as often as the other actions: they are what the counting questions count
+        action = str(rng.choice(["walk", "walk", "run", "jump", "jump", "wave", "squat", "squat", "kick", "raise_arms",
+                                 "idle"]))  # fmt: skip
         repeats = int(rng.integers(1, 4)) if action in ("jump", "squat", "kick") else 1
         seconds = float(np.round(rng.uniform(2.0, 3.2) if action != "idle" else rng.uniform(2.0, 2.5), 1))
         segments.append(Segment(

@@ -10,7 +10,7 @@ What it guarantees (``tests/stages/test_annotate_language.py`` checks it over th
   template is ~50/50 (negatives name the other side, the other limb, the partner event — what a model that
   does not look could confuse; the one exception, "does the person end up where they started?", follows the
   data); multiple-choice options are shuffled; open questions about a turn are asked of clips that turn;
-  counting asks about an event that happens (and, one time in four, about its partner that does not).
+  counting asks about every countable event that happens (and, one time in four, about an absent partner).
 - Varied, fluent English: several phrasings of each question and answer; subjects and verbs agree.
 - Deterministic and order-free: every choice hashes (seed, clip id, purpose), never a shared RNG.
 """
@@ -326,27 +326,32 @@ def _body_part_qa(f: dict, kinds: list[dict], ch: _Choices) -> list[dict]:
 
 
 def _counting_qa(f: dict, kinds: list[dict], ch: _Choices) -> list[dict]:
+    """One question per countable event that happens (its count), and one time in four one about its
+    partner when that does not happen (zero)."""
     happening = [k for k in kinds if k["kind"] in _COUNTABLE]
     if not happening:
         return []  # asking "how many jumps?" of every clip without any would make "zero" the answer to learn
-    k = ch.pick("count.kind", happening)
-    kind, n, spans = k["kind"], k["n"], k["spans"]
-    partner = _PARTNER[kind]
-    if partner not in {h["kind"] for h in happening} and ch.coin("count.zero", 0.25):
-        kind, n, spans = partner, 0, []
-    verb = ch.pick("count.verb", _EVENT_VERBS[kind][:2])
-    q = ch.pick("count.q", (f"How many times does the person {verb.base}?",
-                            f"How often does the person {verb.base} in this clip?",
-                            f"How many {ch.pick('count.noun', _COUNT_NOUNS[kind])} does the person do?"))  # fmt: skip
-    times = _count_phrase(n, ch, "count.n")
+    asked = [(k["kind"], k["n"], k["spans"]) for k in happening]
+    absent = [p for p in (_PARTNER[k] for k, _, _ in asked) if p not in {k for k, _, _ in asked}]
+    if absent and ch.coin("count.zero", 0.25):
+        asked.append((absent[0], 0, []))
+    return [_count_question(kind, n, spans, ch) for kind, n, spans in asked]
+
+
+def _count_question(kind: str, n: int, spans: list, ch: _Choices) -> dict:
+    verb = ch.pick(f"count.verb.{kind}", _EVENT_VERBS[kind][:2])
+    q = ch.pick(f"count.q.{kind}", (f"How many times does the person {verb.base}?",
+                                    f"How often does the person {verb.base} in this clip?",
+                                    f"How many {ch.pick(f'count.noun.{kind}', _COUNT_NOUNS[kind])} does the person do?"))  # fmt: skip
+    times = _count_phrase(n, ch, f"count.n.{kind}")
     if n:
-        a = ch.pick("count.a", (f"{_cap(_count_phrase(n, ch, 'count.n', words=True))}.", f"They {verb.base} {times}.",
-                                f"The person {verb.third} {times}."))  # fmt: skip
+        a = ch.pick(f"count.a.{kind}", (f"{_cap(_count_phrase(n, ch, f'count.n.{kind}', words=True))}.",
+                                        f"They {verb.base} {times}.", f"The person {verb.third} {times}."))  # fmt: skip
     else:
-        a = ch.pick("count.a", (f"Zero times; they never {verb.base}.", f"None: the person never {verb.third}.",
-                                f"Zero times: they do not {verb.base} at all."))  # fmt: skip
+        a = ch.pick(f"count.a.{kind}", (f"Zero times; they never {verb.base}.", f"None: the person never {verb.third}.",
+                                        f"Zero times: they do not {verb.base} at all."))  # fmt: skip
     facts = {"event": kind, "count": n} | ({"times": spans} if spans else {})
-    return [_qa("counting", q, a, facts, count=n)]
+    return _qa("counting", q, a, facts, count=n)
 
 
 def _ordered_pairs(kinds: list[dict]) -> list[tuple[dict, dict]]:

@@ -160,8 +160,8 @@ def test_bench_config_keys():
     cfg = load_config(None, ["bench.enabled=false", "bench.motion.direction=7", "bench.seed=3"])
     assert (cfg.bench.enabled, cfg.bench.motion.direction, cfg.bench.seed) == (False, 7, 3)
     assert cfg.bench.video.sequentiality == 216 and cfg.bench.motion.body_part == 205  # MoVid-Bench defaults
-    assert sum(vars(cfg.bench.motion).values()) == 205 + 171 + 7 + 148 + 36 + 100  # + counting, reported apart
-    assert cfg.bench.motion.counting == cfg.bench.video.counting == 100
+    assert sum(vars(cfg.bench.motion).values()) == 205 + 171 + 7 + 148 + 36 + 200  # + counting, reported apart
+    assert cfg.bench.motion.counting == cfg.bench.video.counting == 200
     with pytest.raises(ConfigError, match="bench.motion"):
         load_config(None, ["bench.motion.direction=-1"])
     with pytest.raises(ConfigError, match="bench.motion.jumping"):
