@@ -11,6 +11,10 @@ The builds (small, so that ``tests/pipeline/test_output_digests.py`` runs them i
 - ``offline``: plain sample HumanML3D and videos, offline annotator, on Ray (two work units per split);
 - ``llm``: sample HumanML3D through the loopback OpenAI-compatible server (``tests/llm_server.py``).
 
+``--demo RUN BLIND`` compares (or with ``--record``, records) the files of a ``make demo`` run instead: its
+``scores.json`` and both runs' ``predictions.jsonl`` (CPU training is deterministic, so a behaviour-preserving
+change gives the same bytes; ``make demo DEMO_RUN=... DEMO_BLIND=...`` puts them where you like).
+
 A digest covers each manifest-listed shard's bytes and the manifest's counts (tables, reconciliation,
 quarantine reasons); timings and host names are not part of it. Record only after reading the diff this
 script prints: a changed digest means a changed dataset.
@@ -94,12 +98,30 @@ def compare(recorded: dict, got: dict) -> list[str]:
     return lines
 
 
+def _demo(run: Path, blind: Path, record: bool) -> int:
+    files = {"scores.json": run / "scores.json", "predictions.jsonl": run / "predictions.jsonl",
+             "blind/predictions.jsonl": blind / "predictions.jsonl"}  # fmt: skip
+    got = {name: hashlib.sha256(path.read_bytes()).hexdigest() for name, path in files.items()}
+    recorded = json.loads(DIGESTS.read_text())
+    if record:
+        recorded["demo"] = got
+        DIGESTS.write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
+        print(f"recorded the demo's scores in {DIGESTS}")
+        return 0
+    diff = compare(recorded["demo"], got)
+    print("demo: " + ("identical" if not diff else f"{len(diff)} differences\n  " + "\n  ".join(diff)))
+    return 1 if diff else 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--record", action="store_true", help="write tests/output_digests.json from these builds")
     ap.add_argument("--builds", default=",".join(BUILDS), help="comma-separated subset of " + ", ".join(BUILDS))
+    ap.add_argument("--demo", nargs=2, metavar=("RUN", "BLIND"), help="check a make demo run's scores instead")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT))
+    if args.demo:
+        return _demo(Path(args.demo[0]), Path(args.demo[1]), args.record)
     kinds = [k for k in args.builds.split(",") if k]
     with tempfile.TemporaryDirectory(prefix="mvdig-") as tmp:
         got = {}
