@@ -74,7 +74,7 @@ def requeue(out: str | Path, reasons: list[str] | None = None, *, executor: str 
 def _requeue(out: str | Path, reasons: list[str] | None, *, executor: str | None, address: str | None,
              show_progress: bool) -> dict:  # fmt: skip
     from pipeline.build import PLAN_UNIT, build_identity, check_sources_apart, run_build
-    from pipeline.config import BuildConfig, _from_dict
+    from pipeline.config import build_config_from_dict
     from pipeline.planner import plan_build
 
     state = RunState(out)
@@ -86,7 +86,7 @@ def _requeue(out: str | Path, reasons: list[str] | None, *, executor: str | None
         if not state.manifest_file.is_file():
             raise RunStateError(f"{out}: no finished build to requeue (no manifest.json); run or resume movid build")
         manifest = json.loads(state.manifest_file.read_text())
-        cfg = _from_dict(BuildConfig, manifest["config"])
+        cfg = build_config_from_dict(manifest["config"])
         check_sources_apart(cfg, state.out)
         plan = plan_build(cfg)  # with the sources as they are now
         planned = {u.unit_id for u in plan.units}
@@ -112,7 +112,7 @@ def _requeue(out: str | Path, reasons: list[str] | None, *, executor: str | None
     for unit_id in job["units"] + job["stale"] + [PLAN_UNIT]:
         shutil.rmtree(state.unit_dir(unit_id), ignore_errors=True)
     atomic_write_json(state.run_file, job["identity"])  # the fixed sources are this build's sources now
-    cfg = _from_dict(BuildConfig, job["config"])
+    cfg = build_config_from_dict(job["config"])
     if executor:
         cfg.executor = executor
     if address:

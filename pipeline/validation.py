@@ -267,10 +267,10 @@ def _revalidate(out: Path, show_progress: bool) -> dict:
 
 
 def _manifest_config(manifest: dict, problems: list[dict]):
-    from pipeline.config import BuildConfig, ConfigError, _from_dict
+    from pipeline.config import ConfigError, build_config_from_dict
 
     try:
-        return _from_dict(BuildConfig, manifest["config"])
+        return build_config_from_dict(manifest["config"])
     except (ConfigError, KeyError, TypeError, ValueError) as exc:
         problems.append({"problem": "config_invalid", "detail": f"the manifest's config: {exc}"[:300]})
         return None
