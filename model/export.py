@@ -23,11 +23,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from model.shards import load_manifest
+from schemas.instruction import PLACEHOLDERS
 
 __all__ = ["FORMATS", "export"]
 
 FORMATS = ("llava", "alpaca")
-PLACEHOLDERS = ("<motion>", "<video>")
 ROLE = {"user": "human", "assistant": "gpt"}
 COLUMNS = ["sample_id", "modality", "motion_id", "video_id", "task", "category", "conversations", "split"]
 
