@@ -51,9 +51,9 @@ def _build(work: Path, motions: int, seed: int) -> Path:
     src, out = work / f"src-{motions}-{seed}", work / f"out-{motions}-{seed}"
     if (out / "manifest.json").is_file():
         try:
-            from model.data import _check_build
+            from model.data import check_build
 
-            _check_build(out)
+            check_build(out)
             return out
         except Exception:  # noqa: BLE001  (a build of an older schema: rebuild it)
             pass
