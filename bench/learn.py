@@ -182,8 +182,9 @@ def main() -> None:
                    baseline_info={"blind": {"predictions": answered[1]["predictions"]}, "majority": majority_info})  # fmt: skip
     t_score = time.perf_counter() - t3
 
-    manifest = json.loads((out / "manifest.json").read_text())
-    counts = manifest.get("counts", {})
+    from schemas.manifest import load as load_manifest
+
+    counts = load_manifest(out).counts
     print(f"\nbuild {out}: {args.motions} sample motions (seed {args.seed}); rows {json.dumps(counts.get('instruction', counts))[:200]}")
     for name, tr in zip(runs, trained, strict=True):
         last, first = tr["last"], tr["first"]
