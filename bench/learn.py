@@ -51,9 +51,9 @@ def _build(work: Path, motions: int, seed: int) -> Path:
     src, out = work / f"src-{motions}-{seed}", work / f"out-{motions}-{seed}"
     if (out / "manifest.json").is_file():
         try:
-            from model.data import _check_build
+            from model.data import check_build
 
-            _check_build(out)
+            check_build(out)
             return out
         except Exception:  # noqa: BLE001  (a build of an older schema: rebuild it)
             pass
@@ -182,8 +182,9 @@ def main() -> None:
                    baseline_info={"blind": {"predictions": answered[1]["predictions"]}, "majority": majority_info})  # fmt: skip
     t_score = time.perf_counter() - t3
 
-    manifest = json.loads((out / "manifest.json").read_text())
-    counts = manifest.get("counts", {})
+    from schemas.manifest import load as load_manifest
+
+    counts = load_manifest(out).counts
     print(f"\nbuild {out}: {args.motions} sample motions (seed {args.seed}); rows {json.dumps(counts.get('instruction', counts))[:200]}")
     for name, tr in zip(runs, trained, strict=True):
         last, first = tr["last"], tr["first"]

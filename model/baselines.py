@@ -28,6 +28,8 @@ import pyarrow.parquet as pq
 from model.bench import qa_pairs
 from model.facts import parse_question
 from schemas import vocabulary as V
+from schemas.manifest import has_manifest
+from schemas.manifest import load as load_manifest
 
 __all__ = ["chance", "chance_table", "find_build", "majority_predictions", "read_train_qa"]
 
@@ -37,7 +39,7 @@ def find_build(path: str | Path) -> Path | None:
     shard ``OUT/bench/part-00000.parquet``; None when there is none."""
     p = Path(path)
     for cand in (p, p.parent, p.parent.parent):
-        if (cand / "manifest.json").is_file():
+        if has_manifest(cand):
             return cand
     return None
 
@@ -45,14 +47,12 @@ def find_build(path: str | Path) -> Path | None:
 def read_train_qa(out: str | Path, split: str = "train") -> list[dict]:
     """QA pairs (``model.bench.qa_pairs`` rows) of the ``split`` instruction shards the manifest lists.
     A listed path that leaves ``OUT`` (``..``, an absolute path, a symlink out) is refused."""
-    from model.shards import load_manifest
-
     out = Path(out)
     root = out.resolve()
     manifest = load_manifest(out)
     rows = []
     cols = ["sample_id", "modality", "motion_id", "video_id", "task", "category", "conversations", "split"]
-    for s in manifest.get("shards", []):
+    for s in manifest.shards:
         if s.get("table") != "instruction" or s.get("split") != split:
             continue
         path = (out / s["path"]).resolve()

@@ -96,6 +96,15 @@ def contradictions(answer: str, question: str, rng: np.random.Generator) -> dict
     ms = V.mentions(low)
     if re.match(r"\s*(?:no|nope|false|incorrect)\b", low) and _is_yes_no_question(question):
         ms = []  # "No, the left arm does not move the most": only flipping the no contradicts it
+    _swap_words(answer, low, ms, out)
+    _order_and_count(answer, low, ms, out)
+    _flip_yes_no_and_number(answer, low, question, out)
+    return out
+
+
+def _swap_words(answer: str, low: str, ms: list, out: dict[str, str]) -> None:
+    """One contradiction per fact family from the vocabulary mentions: a direction, turn, body part, side,
+    event or pace swapped for another value's words."""
     for fact, value, s, e in ms:
         surface = low[s:e]
         if _denies(low, s):
@@ -127,6 +136,10 @@ def contradictions(answer: str, question: str, rng: np.random.Generator) -> dict
                 out["side"] = _splice(answer, s, e, _aligned(surface, V.EVENTS[value], V.EVENTS[flip]))
         if fact == "pace" and "pace" not in out:
             out["pace"] = _splice(answer, s, e, _aligned(surface, V.PACES[value], V.PACES[_OTHER_PACE[value]]))
+
+
+def _order_and_count(answer: str, low: str, ms: list, out: dict[str, str]) -> None:
+    """Two events (or body parts) swapped in time order; a count changed (or a denied event stated)."""
     items = [(fact, v, s, e) for fact, v, s, e in ms if fact in ("event", "body_part")]
     pair = next(((a[1:], b[1:]) for i, a in enumerate(items) for b in items[i + 1:] if a[0] == b[0] and a[1] != b[1]),
                 None)  # two events (or two body parts) named in time order
@@ -145,6 +158,11 @@ def contradictions(answer: str, question: str, rng: np.random.Generator) -> dict
         neg = re.search(r"\b(do|does|did) not (?=\w)", low)
         if neg and any(f == "event" and s >= neg.end() for f, _, s, _ in ms):
             out["count"] = answer[: neg.start()] + answer[neg.end():]  # "They do not jump." → "They jump."
+
+
+def _flip_yes_no_and_number(answer: str, low: str, question: str, out: dict[str, str]) -> None:
+    """The yes/no opener of an answer to a yes/no question flipped; a number with a unit moved well out of
+    tolerance."""
     if _is_yes_no_question(question):
         opener = re.match(r"\s*(yes|yeah|yep|true|correct|no|nope|false|incorrect)\b", low)
         if opener:
@@ -157,7 +175,6 @@ def contradictions(answer: str, question: str, rng: np.random.Generator) -> dict
         decimals = len(num.group(1).split(".")[1]) if "." in num.group(1) else 0
         new = x * 2.5 + 3 if x < 1 else x * 2.5
         out["number"] = _splice(answer, num.start(1), num.end(1), f"{new:.{decimals}f}")
-    return out
 
 
 def _option_contradiction(options: dict[str, str], letter: str) -> str | None:

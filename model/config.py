@@ -1,5 +1,6 @@
 """The trainer's typed config: dataclasses with defaults, a YAML preset (``configs/train/``) over them and dotted
-``--set key=value`` overrides over both; every error names the key (the loader is the pipeline's own)."""
+``--set key=value`` overrides over both; every error names the key. The loader is movid's one config loader
+(``schemas/config_schema.py``), the same as the build's: the same YAML scalars, number checks and errors."""
 
 from __future__ import annotations
 
@@ -7,9 +8,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
-from pipeline.config import ConfigError, _from_dict, _set_dotted
+from configs import find_preset
+from schemas.config_schema import ConfigError, check_numbers, from_dict, load_tree, num
 
 __all__ = [
     "ConfigError",
@@ -81,7 +81,7 @@ class MotionSettings:
 class VideoSettings:
     tower: str | None = None  # local folder of a CLIP / SigLIP vision checkpoint; none: no video branch
     num_frames: int = 8  # frames per video given to the tower (the shards hold 8)
-    select_layer: int = -2  # hidden state the projector reads (LLaVA / Video-LLaVA: the penultimate)
+    select_layer: int = num(-2, ge=None)  # hidden state the projector reads (LLaVA / Video-LLaVA: the penultimate)
     select_feature: str = "patch"  # patch (drop CLIP's CLS token) | cls_patch
     projector: str = "mlp2x_gelu"  # linear | mlp2x_gelu
     train_tower: bool = False
@@ -155,6 +155,8 @@ class TrainConfig:
     train: TrainSettings = field(default_factory=TrainSettings)
 
     def validate(self) -> None:
+        check_numbers(self)  # every number: finite and >= 0 unless its field says otherwise
+
         def need(ok: bool, key: str, msg: str) -> None:
             if not ok:
                 raise ConfigError(f"{key}: {msg}")
@@ -220,7 +222,7 @@ def package_folder(spec: str, key: str) -> Path:
 
 
 def train_config_from_dict(tree: dict) -> TrainConfig:
-    cfg = _from_dict(TrainConfig, tree)
+    cfg = from_dict(TrainConfig, tree)
     for section, key in ((cfg.lm, "path"), (cfg.lm, "tokenizer"), (cfg.video, "tower"),
                          (cfg.motion, "vqvae_checkpoint"), (cfg.train, "init_from")):  # fmt: skip
         if getattr(section, key) and not str(getattr(section, key)).startswith(PACKAGE_PREFIX):
@@ -232,34 +234,10 @@ def train_config_from_dict(tree: dict) -> TrainConfig:
 
 
 def load_train_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:
-    """Defaults ← YAML preset ← ``--set key=value``; then validate. Model paths are made absolute."""
-    tree: dict = {}
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"--config: {str(p)!r} does not exist")
-        try:
-            tree = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"--config: {str(p)!r} is not valid YAML: {exc}") from None
-        if not isinstance(tree, dict):
-            raise ConfigError(f"--config: {str(p)!r} must hold a mapping at the top level")
-    for item in overrides or []:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--set {item!r}: expected key=value")
-        _set_dotted(tree, key.strip(), _yaml_number(raw))
-    return train_config_from_dict(tree)
-
-
-def _yaml_number(raw: str) -> str:
-    """``3e-3`` as a number: YAML 1.1 (PyYAML) reads exponents without a dot as strings."""
-    try:
-        if isinstance(yaml.safe_load(raw), str):
-            return repr(float(raw))
-    except (ValueError, yaml.YAMLError):
-        pass
-    return raw
+    """Defaults ← YAML preset (a path, or a packaged preset's name: ``tiny_demo``) ← ``--set key=value``; then
+    validate. Model paths are made absolute."""
+    preset = (find_preset(path, "train") or path) if path is not None else None
+    return train_config_from_dict(load_tree(preset, overrides))
 
 
 def config_to_dict(cfg: TrainConfig) -> dict:

@@ -22,12 +22,13 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from model.shards import load_manifest
+from schemas.instruction import PLACEHOLDERS
+from schemas.manifest import Manifest
+from schemas.manifest import load as load_manifest
 
 __all__ = ["FORMATS", "export"]
 
 FORMATS = ("llava", "alpaca")
-PLACEHOLDERS = ("<motion>", "<video>")
 ROLE = {"user": "human", "assistant": "gpt"}
 COLUMNS = ["sample_id", "modality", "motion_id", "video_id", "task", "category", "conversations", "split"]
 
@@ -78,11 +79,11 @@ def export(out: str | Path, fmt: str, dest: str | Path | None = None) -> dict[st
         return _export(out, fmt, dest, load_manifest(out))
 
 
-def _export(out: Path, fmt: str, dest: Path, manifest: dict) -> dict[str, dict]:
+def _export(out: Path, fmt: str, dest: Path, manifest: Manifest) -> dict[str, dict]:
     from pipeline.runstate import RunStateError, atomic_write_bytes, contained_path
 
     by_split: dict[str, list[str]] = {}
-    for s in manifest["shards"]:
+    for s in manifest.shards:
         if s["table"] == "instruction":
             if not isinstance(s["split"], str) or "/" in s["split"] or "\\" in s["split"] or s["split"] in ("", ".", ".."):
                 raise RunStateError(f"{out}: the manifest names the split {s['split']!r}, not a file name; run movid validate")

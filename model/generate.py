@@ -44,16 +44,16 @@ class Answerer:
     """A checkpoint loaded once; ``answer`` many questions."""
 
     def __init__(self, checkpoint: str | Path, overrides: list[str] | None = None, device: str | None = None):
-        from model.config import _set_dotted
         from model.motionllm import build_model, video_tower_geometry
         from model.train import _quiet_libraries, set_cpu_threads
+        from schemas.config_schema import set_dotted
 
         _quiet_libraries()
         self.ckpt = resolve_checkpoint(checkpoint)
         tree = yaml.safe_load((self.ckpt / CONFIG).read_text())
         for item in overrides or []:  # e.g. lm.path=… where the weights now live
             key, _, raw = item.partition("=")
-            _set_dotted(tree, key.strip(), raw)
+            set_dotted(tree, key.strip(), raw)
         self.cfg = train_config_from_dict(tree)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if self.device.type == "cpu":  # as in training (train.cpu_threads): a demo runs two of these side by side

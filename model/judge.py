@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from configs import PROMPTS_DIR as PACKAGED_PROMPTS
 from model.facts import Facts, QuestionInfo, compare, facts_from_record, parse_answer, parse_question
 
 __all__ = ["JUDGE_PROMPT", "Judgement", "JudgeParseError", "MiniLM", "OfflineJudge", "OpenAIJudge", "cosine_pairs",
@@ -40,7 +41,7 @@ JUDGE_SCHEMA = {
     "required": ["pred", "score"],
     "additionalProperties": False,
 }  # fmt: skip
-PROMPTS_DIR = Path(__file__).resolve().parent.parent / "configs" / "prompts"
+PROMPTS_DIR = PACKAGED_PROMPTS  # configs/prompts, shipped inside the package
 
 # ------------------------------------------------------------------------------------------------ normalising
 

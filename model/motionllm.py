@@ -4,12 +4,13 @@ the embedding space of a causal LM (any ``AutoModelForCausalLM``, optionally wit
 prompt's ``<motion>`` / ``<video>`` placeholders are expanded to one token per feature vector
 (``model.template``) and those tokens' embeddings are replaced by the projected features (the splice).
 
-Weights are only ever read from local folders (``local_files_only``): nothing is downloaded.
+Weights are only ever read from local folders (``local_files_only``): nothing is downloaded. The encoders are
+``model/motion_encoder.py`` and ``model/video_tower.py`` (re-exported here); this module splices them into the
+LM and builds the whole model from a config.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import warnings
 from pathlib import Path
@@ -18,7 +19,9 @@ import torch
 from torch import nn
 
 from model.config import ConfigError, TrainConfig
+from model.motion_encoder import MotionEncoder, VectorQuantizer, make_projector, motion_token_count
 from model.template import MOTION_TOKEN, VIDEO_TOKEN, add_placeholder_tokens
+from model.video_tower import MissingWeights, VideoTower, require_dir, video_tower_geometry
 from schemas.motion import FEATURE_DIM
 
 __all__ = [
@@ -39,183 +42,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-OPENAI_CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
-OPENAI_CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
-
-
-class MissingWeights(FileNotFoundError):
-    """A model path in the config that does not hold the expected files (users download weights themselves)."""
-
-
-def _require_dir(path: str | None, key: str, what: str) -> Path:
-    if not path or not Path(path).is_dir():
-        raise MissingWeights(f"{key}: {path!r} is not a folder; movid never downloads weights — put {what} "
-                             f"there (e.g. `huggingface-cli download <repo> --local-dir {path}`) or set {key}")  # fmt: skip
-    if not (Path(path) / "config.json").is_file() and key != "lm.tokenizer":
-        raise MissingWeights(f"{key}: {path!r} has no config.json; expected {what} saved with save_pretrained")
-    return Path(path)
-
-
-# ---- motion: T2M-GPT's encoder (models/encdec.py, models/resnet.py), module names kept so its weights load
-
-
-class ResConv1DBlock(nn.Module):
-    def __init__(self, n_in: int, n_state: int, dilation: int = 1):
-        super().__init__()
-        self.norm1, self.norm2 = nn.Identity(), nn.Identity()
-        self.activation1, self.activation2 = nn.ReLU(), nn.ReLU()
-        self.conv1 = nn.Conv1d(n_in, n_state, 3, 1, dilation, dilation)
-        self.conv2 = nn.Conv1d(n_state, n_in, 1, 1, 0)
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        # Zero past each clip's end before the dilated conv: a clip in a padded batch then sees exactly the zero
-        # padding it would see alone, so its features do not depend on its batch neighbours.
-        h = self.conv1(self.activation1(self.norm1(x)) * mask)
-        return x + self.conv2(self.activation2(self.norm2(h)))
-
-
-class Resnet1D(nn.Module):
-    def __init__(self, n_in: int, n_depth: int, dilation_growth_rate: int):
-        super().__init__()
-        blocks = [ResConv1DBlock(n_in, n_in, dilation=dilation_growth_rate**d) for d in range(n_depth)]
-        self.model = nn.Sequential(*blocks[::-1])  # T2M-GPT reverses the dilations (largest first)
-
-
-class MotionEncoder(nn.Module):
-    """``[B, T, 263]`` (normalised, any padding) → ``[B, T', code_dim]`` with T' = T / stride_t**down_t."""
-
-    def __init__(self, in_dim=FEATURE_DIM, code_dim=512, down_t=2, stride_t=2, width=512, depth=3, dilation_growth_rate=3):
-        super().__init__()
-        filter_t, pad_t = stride_t * 2, stride_t // 2
-        blocks: list[nn.Module] = [nn.Conv1d(in_dim, width, 3, 1, 1), nn.ReLU()]
-        for _ in range(down_t):
-            blocks.append(nn.Sequential(nn.Conv1d(width, width, filter_t, stride_t, pad_t),
-                                        Resnet1D(width, depth, dilation_growth_rate)))  # fmt: skip
-        blocks.append(nn.Conv1d(width, code_dim, 3, 1, 1))
-        self.model = nn.Sequential(*blocks)
-        self.down_t, self.stride_t = down_t, stride_t
-
-    @staticmethod
-    def _conv_len(lengths, conv: nn.Conv1d):
-        (k,), (s,), (p,), (d,) = conv.kernel_size, conv.stride, conv.padding, conv.dilation
-        return (lengths + 2 * p - d * (k - 1) - 1) // s + 1
-
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = x.transpose(1, 2)
-
-        def mask_of(n: torch.Tensor, t: int) -> torch.Tensor:
-            return (torch.arange(t, device=x.device)[None] < n[:, None]).to(x.dtype)[:, None]
-
-        mask = mask_of(lengths, x.shape[-1])
-        x = self.model[1](self.model[0](x * mask))
-        for down in self.model[2:-1]:
-            conv, res = down[0], down[1]
-            x = conv(x * mask)
-            lengths = self._conv_len(lengths, conv)
-            mask = mask_of(lengths, x.shape[-1])
-            for block in res.model:
-                x = block(x, mask)
-        x = self.model[-1](x * mask)
-        return x.transpose(1, 2), mask[:, 0] > 0
-
-
-def motion_token_count(num_frames: int, stride_t: int, down_t: int) -> int:
-    """Feature vectors the encoder gives a clip of ``num_frames`` frames (the placeholder's expansion)."""
-    n = num_frames
-    for _ in range(down_t):
-        n = (n + 2 * (stride_t // 2) - 2 * stride_t) // stride_t + 1
-    return max(n, 0)
-
-
-class VectorQuantizer(nn.Module):
-    """Nearest-code quantization (T2M-GPT's codebook, buffer name kept) with a straight-through gradient and
-    the VQ-VAE loss (codebook term + beta × commitment term)."""
-
-    def __init__(self, num_codes: int, code_dim: int, beta: float = 0.25):
-        super().__init__()
-        self.codebook = nn.Parameter(torch.randn(num_codes, code_dim) / code_dim**0.5)
-        self.beta = beta
-
-    def forward(self, z: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        flat = z[mask]
-        d = flat.pow(2).sum(-1, keepdim=True) - 2 * flat @ self.codebook.t() + self.codebook.pow(2).sum(-1)[None]
-        q = self.codebook[d.argmin(-1)]
-        loss = (q - flat.detach()).pow(2).mean() + self.beta * (flat - q.detach()).pow(2).mean()
-        out = z.clone()
-        out[mask] = flat + (q - flat).detach()
-        return out, loss
-
-
-def make_projector(kind: str, d_in: int, d_out: int) -> nn.Module:
-    if kind == "linear":
-        return nn.Linear(d_in, d_out)
-    return nn.Sequential(nn.Linear(d_in, d_out), nn.GELU(), nn.Linear(d_out, d_out))  # LLaVA's mlp2x_gelu
-
-
-# ---- video: a transformers vision tower applied to each frame
-
-
-def _tower_class(model_type: str):
-    import transformers
-
-    if model_type in ("clip", "clip_vision_model"):
-        return transformers.CLIPVisionModel, True
-    if model_type in ("siglip", "siglip_vision_model"):
-        return transformers.SiglipVisionModel, False
-    raise ConfigError(f"video.tower: model_type {model_type!r} is not a CLIP or SigLIP vision checkpoint (a tower with "
-                      "its own code, such as LanguageBind's video tower, is not supported; see docs/training.md)")  # fmt: skip
-
-
-def video_tower_geometry(cfg: TrainConfig) -> dict:
-    """Image size, patch size, tokens per frame and pixel mean/std of the configured tower, from its folder's
-    config.json / preprocessor_config.json (no weights loaded)."""
-    from transformers import AutoConfig
-
-    path = _require_dir(cfg.video.tower, "video.tower", "a CLIP or SigLIP vision checkpoint")
-    tc = AutoConfig.from_pretrained(path, local_files_only=True)
-    _, has_cls = _tower_class(tc.model_type)
-    vc = getattr(tc, "vision_config", tc)
-    per_frame = (vc.image_size // vc.patch_size) ** 2 + (1 if has_cls and cfg.video.select_feature == "cls_patch" else 0)
-    pre = path / "preprocessor_config.json"
-    pre = json.loads(pre.read_text()) if pre.is_file() else {}
-    return {
-        "image_size": vc.image_size,
-        "patch_size": vc.patch_size,
-        "tokens_per_frame": per_frame,
-        "hidden_size": vc.hidden_size,
-        "mean": cfg.video.image_mean or pre.get("image_mean") or OPENAI_CLIP_MEAN,
-        "std": cfg.video.image_std or pre.get("image_std") or OPENAI_CLIP_STD,
-    }
-
-
-class VideoTower(nn.Module):
-    """``[B, F, 3, H, W]`` → ``[B, F × tokens_per_frame, hidden]``: the tower's ``select_layer`` hidden states."""
-
-    def __init__(self, cfg: TrainConfig, dtype: torch.dtype):
-        super().__init__()
-        from transformers import AutoConfig
-
-        path = _require_dir(cfg.video.tower, "video.tower", "a CLIP or SigLIP vision checkpoint")
-        cls, self.has_cls = _tower_class(AutoConfig.from_pretrained(path, local_files_only=True).model_type)
-        self.tower = cls.from_pretrained(path, dtype=dtype, local_files_only=True)
-        self.select_layer, self.select_feature = cfg.video.select_layer, cfg.video.select_feature
-        self.hidden_size, self.image_size = self.tower.config.hidden_size, self.tower.config.image_size
-        self.trainable = cfg.video.train_tower
-        self.tower.requires_grad_(self.trainable)
-        if not self.trainable:
-            self.tower.eval()
-
-    def train(self, mode: bool = True):  # a frozen tower stays in eval mode (dropout off)
-        return super().train(mode and self.trainable)
-
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        b, f = frames.shape[:2]
-        with torch.set_grad_enabled(self.trainable and torch.is_grad_enabled()):
-            out = self.tower(pixel_values=frames.flatten(0, 1).to(self.tower.dtype), output_hidden_states=True)
-            h = out.hidden_states[self.select_layer]
-        if self.has_cls and self.select_feature == "patch":
-            h = h[:, 1:]
-        return h.reshape(b, f * h.shape[1], h.shape[-1])
 
 
 # ---- the whole model
@@ -325,7 +151,7 @@ def _require_lm(cfg: TrainConfig) -> tuple[Path, dict]:
 
     folder = package_folder(cfg.lm.path, "lm.path") if cfg.lm.path.startswith(PACKAGE_PREFIX) else cfg.lm.path
     if not cfg.lm.gguf_file:
-        return _require_dir(str(folder), "lm.path", "a causal language model"), {}
+        return require_dir(str(folder), "lm.path", "a causal language model"), {}
     file = Path(folder or "") / cfg.lm.gguf_file
     if not file.is_file():
         raise MissingWeights(f"lm.gguf_file: {str(file)!r} does not exist; movid never downloads weights "
@@ -341,7 +167,7 @@ def check_weights(cfg: TrainConfig) -> None:
     """Every local folder / file the config names is there, before any worker starts (errors name the key)."""
     _require_lm(cfg)
     if cfg.lm.tokenizer:
-        _require_dir(cfg.lm.tokenizer, "lm.tokenizer", "the language model's tokenizer")
+        require_dir(cfg.lm.tokenizer, "lm.tokenizer", "the language model's tokenizer")
     if cfg.video.tower:
         video_tower_geometry(cfg)
     if cfg.motion.enabled and cfg.motion.vqvae_checkpoint and not Path(cfg.motion.vqvae_checkpoint).is_file():
@@ -361,7 +187,7 @@ def load_tokenizer(cfg: TrainConfig):
     from transformers import AutoTokenizer
 
     if cfg.lm.tokenizer:
-        path, extra = _require_dir(cfg.lm.tokenizer, "lm.tokenizer", "the language model's tokenizer"), {}
+        path, extra = require_dir(cfg.lm.tokenizer, "lm.tokenizer", "the language model's tokenizer"), {}
     else:
         path, extra = _require_lm(cfg)  # a GGUF file holds its tokenizer (vocabulary, merges, chat template)
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, **extra)

@@ -4,25 +4,18 @@ manifest lists (each a plain path inside ``OUT``), and the row counts must be th
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
 from schemas import SCHEMA_VERSION, SCHEMA_VERSION_KEY
+from schemas.manifest import load as load_manifest
 
-__all__ = ["ShardMismatch", "load_manifest", "load_table"]
+__all__ = ["ShardMismatch", "load_table"]
 
 
 class ShardMismatch(RuntimeError):
     pass
-
-
-def load_manifest(out: str | Path) -> dict:
-    path = Path(out) / "manifest.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{out} has no manifest.json: the build is not finished (rerun `movid build`)")
-    return json.loads(path.read_text())
 
 
 def load_table(out: str | Path, table: str, cache_dir: str | Path | None = None):
@@ -31,11 +24,11 @@ def load_table(out: str | Path, table: str, cache_dir: str | Path | None = None)
 
     out = Path(out)
     manifest = load_manifest(out)
-    if manifest["schema_version"] != SCHEMA_VERSION:
-        raise ShardMismatch(f"{out}: schema {manifest['schema_version']}, this movid reads {SCHEMA_VERSION}")
+    if manifest.schema_version != SCHEMA_VERSION:
+        raise ShardMismatch(f"{out}: schema {manifest.schema_version}, this movid reads {SCHEMA_VERSION}")
     from pipeline.runstate import path_problem
 
-    listed = sorted(s["path"] for s in manifest["shards"] if s["table"] == table)
+    listed = sorted(s.path for s in manifest.shard_entries(table))
     for rel in listed:
         if problem := path_problem(out, rel):  # never opened
             raise ShardMismatch(f"{out}: the manifest lists the {table} shard {rel!r}, which is not read ({problem})")
@@ -53,7 +46,7 @@ def load_table(out: str | Path, table: str, cache_dir: str | Path | None = None)
     if version != SCHEMA_VERSION:
         raise ShardMismatch(f"{files[0]}: schema version {version!r} in the footer, expected {SCHEMA_VERSION}")
     dd = datasets.load_dataset("parquet", data_dir=str(out / table), cache_dir=str(cache_dir) if cache_dir else None)
-    expected = manifest["counts"][table]
+    expected = manifest.counts[table]
     # datasets infers split names from folder names and calls HumanML3D's "val" "validation".
     got = {("val" if split == "validation" else split): len(ds) for split, ds in dd.items()}
     if table in ("quarantine", "bench"):  # a flat folder: datasets names its one split "train"

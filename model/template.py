@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from schemas.instruction import MOTION_PLACEHOLDER, PLACEHOLDERS, VIDEO_PLACEHOLDER
+
 __all__ = [
     "IGNORE_INDEX",
     "MOTION_TOKEN",
@@ -34,9 +36,8 @@ __all__ = [
 ]
 
 IGNORE_INDEX = -100
-MOTION_TOKEN = "<motion>"
-VIDEO_TOKEN = "<video>"
-PLACEHOLDERS = (MOTION_TOKEN, VIDEO_TOKEN)
+MOTION_TOKEN = MOTION_PLACEHOLDER  # (the placeholder is one special token of the tokenizer)
+VIDEO_TOKEN = VIDEO_PLACEHOLDER
 USER, ASSISTANT = "USER", "ASSISTANT"
 
 

@@ -518,12 +518,13 @@ def _init_ray(cfg: TrainConfig) -> bool:
     if ray.is_initialized():
         return False
     if cfg.train.ray_address:
+        import configs
         import model
         import pipeline
         import schemas
 
         # Ship movid's code with the job; its dependencies (torch, transformers, peft) must be on the nodes.
-        ray.init(address=cfg.train.ray_address, runtime_env={"py_modules": [model, pipeline, schemas]})
+        ray.init(address=cfg.train.ray_address, runtime_env={"py_modules": [model, pipeline, schemas, configs]})
     else:
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         ray.init(address="local", num_cpus=cfg.train.ray_num_cpus, object_store_memory=cfg.train.ray_object_store_memory,
@@ -534,12 +535,12 @@ def _init_ray(cfg: TrainConfig) -> bool:
 def train(cfg: TrainConfig, data: str | Path, run: str | Path, *, executor: str = "ray", workers: int | None = None,
           resume: bool = False, show_progress: bool = True) -> dict:  # fmt: skip
     """Train ``cfg`` on the build ``data`` into the run folder ``run``; the last logged metrics."""
-    from model.data import _check_build
+    from model.data import check_build
     from model.motionllm import check_weights
 
     _quiet_libraries()
     data, run = Path(data).resolve(), Path(run).resolve()
-    _check_build(data)
+    check_build(data)
     check_weights(cfg)
     cfg.train.workers = workers or cfg.train.workers
     if executor not in ("ray", "local"):
@@ -608,11 +609,11 @@ def main(argv: list[str] | None = None) -> int:
     cfg.train.workers = rt.world
     start, failed = 0, 0.0
     if rt.rank == 0:
-        from model.data import _check_build
+        from model.data import check_build
         from model.motionllm import check_weights
 
         try:
-            _check_build(data)
+            check_build(data)
             check_weights(cfg)
             start = prepare_run(cfg, data, run, args.resume, lambda: local_motion_stats(data))
         except (ConfigError, FileNotFoundError, ValueError) as exc:

@@ -7,7 +7,6 @@ write their units under it), and sources and ``OUT`` never overlap.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -20,6 +19,7 @@ from pipeline.planner import plan_build
 from pipeline.runstate import RunState, RunStateError, lock_out
 from pipeline.units import run_unit, write_unit_outputs
 from schemas import SCHEMA_VERSION
+from schemas.manifest import load as load_manifest
 
 __all__ = ["build", "build_identity", "check_sources_apart", "run_build", "summarize"]
 
@@ -77,7 +77,7 @@ def run_build(cfg: BuildConfig, out: str, *, overwrite: bool = False, show_progr
     resumed = state.prepare(identity, overwrite=overwrite)
     if resumed and state.is_complete():
         log.info("%s already holds this build; nothing to do", out)
-        manifest = json.loads(state.manifest_file.read_text())
+        manifest = dict(load_manifest(state.out).raw)
         manifest["units"] = manifest["units"] | {"ran": 0, "skipped": manifest["units"]["total"]}
         return manifest
     state.remove_stale_tmp()

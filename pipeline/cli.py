@@ -353,6 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.executors import ExecutorError
     from pipeline.manifest import BuildError
     from pipeline.runstate import RunStateError
+    from schemas.manifest import ManifestError
 
     # A user error (a bad config, a path that does not exist or cannot be written, OUT in use) is one line and
     # exit 2; a build that cannot finish (a unit that failed, counts that do not balance, a full disk) exit 1;
@@ -360,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     # folder (not in OUT: an exception's text may quote what must not reach the dataset).
     try:
         return args.fn(args)
-    except (ConfigError, RunStateError, FileNotFoundError) as exc:
+    except (ConfigError, RunStateError, ManifestError, FileNotFoundError) as exc:
         print(f"movid: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except (ExecutorError, BuildError) as exc:

@@ -258,12 +258,13 @@ class RayExecutor:
         env |= {k: os.environ[k] for k in self.cfg.forward_env}
         runtime_env = {"env_vars": env} if env else {}
         if self.cfg.address:
+            import configs
             import pipeline
             import schemas
             import stages
 
             # Ship movid's own code to the cluster; its dependencies must be installed on the nodes.
-            runtime_env["py_modules"] = [pipeline, stages, schemas]
+            runtime_env["py_modules"] = [pipeline, stages, schemas, configs]
             ray.init(address=self.cfg.address, runtime_env=runtime_env, log_to_driver=True)
         else:
             # A private Ray that lives as long as this build: no dashboard, no token to manage. "local": a new

@@ -16,7 +16,6 @@ manifest lists them, each path checked to stay inside ``OUT``.
 from __future__ import annotations
 
 import html
-import json
 import os
 import re
 from collections import Counter
@@ -27,6 +26,8 @@ import numpy as np
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
+from schemas.manifest import has_manifest
+from schemas.manifest import load as load_manifest
 from schemas.motion import FPS, KINEMATIC_CHAIN
 
 __all__ = ["REPORT_DIR", "render_skeleton_gif", "report_files", "write_report"]
@@ -175,17 +176,13 @@ def write_report(out: str | Path, dest: str | Path | None = None, samples: int =
     from pipeline.runstate import RunStateError, lock_out
 
     out = Path(out)
-    manifest_file = out / "manifest.json"
-    if not manifest_file.is_file():
+    if not has_manifest(out):
         raise RunStateError(f"{out}: no manifest.json — not a finished movid build")
     dest = Path(dest) if dest else out / REPORT_DIR
     real_out = Path(os.path.realpath(out))
     in_out = real_out in Path(os.path.realpath(dest)).parents
     with lock_out(out, "movid report", wait=wait) if in_out else nullcontext():
-        try:
-            m = json.loads(manifest_file.read_text())
-        except ValueError as exc:
-            raise RunStateError(f"{manifest_file} is not valid JSON ({exc}); run movid validate") from None
+        m = load_manifest(out).raw  # (ManifestError, one line, when it is not JSON or not a manifest)
         datasets = [_dataset(out, m, t) for t in ("motion", "video", "instruction")]  # (checks the paths first)
         _claim(out, dest)
         return _write(out, dest, m, samples, *datasets)

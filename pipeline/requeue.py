@@ -24,6 +24,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from pipeline.runstate import TABLE_DIRS, RunState, RunStateError, atomic_write_json, contained_path, lock_out
+from schemas.manifest import Manifest, has_manifest
+from schemas.manifest import load as load_manifest
 
 __all__ = ["requeue"]
 
@@ -31,11 +33,10 @@ log = logging.getLogger(__name__)
 MARKER = "requeue.json"
 
 
-def _quarantined(out: Path, manifest: dict) -> list[dict]:
+def _quarantined(out: Path, manifest: Manifest) -> list[dict]:
     rows = []
-    for s in manifest["shards"]:
-        if s["table"] == "quarantine":
-            rows += pq.read_table(contained_path(out, s["path"]), columns=["record_id", "reason", "stage", "unit_id"]).to_pylist()
+    for s in manifest.shard_entries("quarantine"):
+        rows += pq.read_table(contained_path(out, s.path), columns=["record_id", "reason", "stage", "unit_id"]).to_pylist()
     return rows
 
 
@@ -74,7 +75,7 @@ def requeue(out: str | Path, reasons: list[str] | None = None, *, executor: str 
 def _requeue(out: str | Path, reasons: list[str] | None, *, executor: str | None, address: str | None,
              show_progress: bool) -> dict:  # fmt: skip
     from pipeline.build import PLAN_UNIT, build_identity, check_sources_apart, run_build
-    from pipeline.config import BuildConfig, _from_dict
+    from pipeline.config import build_config_from_dict
     from pipeline.planner import plan_build
 
     state = RunState(out)
@@ -83,10 +84,10 @@ def _requeue(out: str | Path, reasons: list[str] | None, *, executor: str | None
         job = json.loads(marker.read_text())
         log.info("finishing an interrupted requeue of %d unit(s)", len(job["units"]))
     else:
-        if not state.manifest_file.is_file():
+        if not has_manifest(state.out):
             raise RunStateError(f"{out}: no finished build to requeue (no manifest.json); run or resume movid build")
-        manifest = json.loads(state.manifest_file.read_text())
-        cfg = _from_dict(BuildConfig, manifest["config"])
+        manifest = load_manifest(state.out)
+        cfg = build_config_from_dict(manifest.config)
         check_sources_apart(cfg, state.out)
         plan = plan_build(cfg)  # with the sources as they are now
         planned = {u.unit_id for u in plan.units}
@@ -100,11 +101,11 @@ def _requeue(out: str | Path, reasons: list[str] | None, *, executor: str | None
                "records": len(matching), "skipped_records": sum(1 for r in matching if r["unit_id"] not in planned
                                                                  and r["unit_id"] != PLAN_UNIT),
                "identity": build_identity(cfg, plan),
-               "config": manifest["config"], "round": manifest.get("requeue", {}).get("round", 0) + 1}  # fmt: skip
+               "config": manifest.config, "round": manifest.requeue.get("round", 0) + 1}  # fmt: skip
         if not job["units"] and not any(r["unit_id"] == PLAN_UNIT for r in matching):
             log.info("nothing to requeue: no quarantined record%s in a unit of the current plan",
                      f" with reason {', '.join(reasons)}" if reasons else "")  # fmt: skip
-            return manifest | {"requeue": {"round": job["round"] - 1, "units": [], "records": len(matching)}}
+            return manifest.raw | {"requeue": {"round": job["round"] - 1, "units": [], "records": len(matching)}}
         atomic_write_json(marker, job)
     # from here on every step can be repeated after a crash
     state.manifest_file.unlink(missing_ok=True)  # the build is no longer complete
@@ -112,7 +113,7 @@ def _requeue(out: str | Path, reasons: list[str] | None, *, executor: str | None
     for unit_id in job["units"] + job["stale"] + [PLAN_UNIT]:
         shutil.rmtree(state.unit_dir(unit_id), ignore_errors=True)
     atomic_write_json(state.run_file, job["identity"])  # the fixed sources are this build's sources now
-    cfg = _from_dict(BuildConfig, job["config"])
+    cfg = build_config_from_dict(job["config"])
     if executor:
         cfg.executor = executor
     if address:

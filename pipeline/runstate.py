@@ -11,229 +11,38 @@ a removal cut off halfway finishes on rerun).
 
 from __future__ import annotations
 
-import datetime as _dt
-import errno
-import fcntl
 import json
 import logging
 import os
 import shutil
-import socket
-import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
-__all__ = ["ANNOTATION_CACHE", "LOCK_FILE", "OutLocked", "RunState", "RunStateError", "atomic_write_bytes",
-           "atomic_write_json", "contained_path", "lock_out", "path_problem"]  # fmt: skip
+from pipeline.outfiles import (
+    ANNOTATION_CACHE,
+    BUILD_DIRS,
+    LOCK_FILE,
+    OWNED_TREES,
+    STATE_DIR,
+    TABLE_DIRS,
+    OutLocked,
+    RunStateError,
+    atomic_write_bytes,
+    atomic_write_json,
+    contained_path,
+    path_problem,
+    syntax_problem,
+)
+from pipeline.outlock import lock_out
+from schemas.manifest import MANIFEST_FILE, manifest_path
+
+# (the layout, errors, atomic writes and the lock are re-exported: many modules import them from here)
+__all__ = ["ANNOTATION_CACHE", "BUILD_DIRS", "LOCK_FILE", "OWNED_TREES", "OutLocked", "RunState", "RunStateError",
+           "STATE_DIR", "TABLE_DIRS", "atomic_write_bytes", "atomic_write_json", "contained_path", "lock_out",
+           "path_problem"]  # fmt: skip
 
 log = logging.getLogger(__name__)
-STATE_DIR = ".movid"
-LOCK_FILE = ".movid.lock"  # beside .movid/, not in it: removing a build's run state never removes the lock
-ANNOTATION_CACHE = ".annotation_cache"  # paid-for answers: kept when a build is replaced
-TABLE_DIRS = ("motion", "video", "instruction", "quarantine", "bench")
-# folders movid writes into during a build: a symlink at one of these names would lead its writes outside OUT
-BUILD_DIRS = (*TABLE_DIRS, "validation", STATE_DIR)
-OWNED_TREES = ("validation/data_docs",)  # the only folders removed whole (great-expectations' Data Docs site)
 
-
-class RunStateError(RuntimeError):
-    """A problem with ``OUT`` that the user can fix (the CLI shows it as one line, exit 2)."""
-
-
-class OutLocked(RunStateError):
-    """Another movid run holds ``OUT``."""
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write to a temporary name beside ``path``, fsync, then rename: readers see all or nothing. (The
-    rename replaces a symlink at ``path`` itself, never the file it points to.)"""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: str | Path, obj) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
-
-
-# --- paths a manifest or a journal names -----------------------------------------------------------------
-def _syntax_problem(rel) -> str | None:
-    if not isinstance(rel, str) or not rel or "\\" in rel or "\0" in rel:
-        return "outside OUT: not a relative path"
-    pure = PurePosixPath(rel)
-    if pure.is_absolute() or ".." in pure.parts:
-        return "outside OUT: an absolute path or one with '..'"
-    if not pure.parts:
-        return "not a path below OUT"
-    return None
-
-
-def path_problem(out: str | Path, rel) -> str | None:
-    """Why ``OUT/rel`` (a path read from a manifest or journal, so possibly edited by anyone) must not be
-    opened, or None when it is a plain path inside ``OUT``: it must be relative, without ``..``, and no part
-    of it below ``OUT`` may be a symlink (movid never writes one; a symlink can lead anywhere)."""
-    if problem := _syntax_problem(rel):
-        return problem
-    here = Path(out)
-    for part in PurePosixPath(rel).parts:
-        here = here / part
-        try:
-            if here.is_symlink():
-                target, root = os.path.realpath(here), os.path.realpath(out)
-                inside = target == root or target.startswith(root.rstrip(os.sep) + os.sep)
-                return "symlink" + ("" if inside else " leading outside OUT")
-        except OSError:  # (a name too long, a component that is a file): not something movid wrote
-            return "not a plain path"
-    return None
-
-
-def contained_path(out: str | Path, rel) -> Path:
-    """``OUT/rel``, or :class:`RunStateError` when :func:`path_problem` has an objection."""
-    problem = path_problem(out, rel)
-    if problem:
-        raise RunStateError(f"{out}: the manifest names the path {rel!r}, which movid will not open ({problem}); "
-                            "run `movid validate` on it")  # fmt: skip
-    return Path(out) / rel
-
-
-# --- one writer per OUT ----------------------------------------------------------------------------------
-def _holder(fd: int) -> str:
-    """Who holds the lock, from what it wrote into the lock file (read through our own descriptor: on NFS,
-    where the lock is a POSIX lock, closing another descriptor of the file would drop a lock we held)."""
-    for _ in range(20):  # the holder writes its details right after taking the lock: give it a moment
-        try:
-            info = json.loads(os.pread(fd, 4096, 0) or b"null")
-        except (OSError, ValueError):
-            info = None
-        if isinstance(info, dict):
-            return (f"{info.get('command', 'movid')} (pid {info.get('pid', '?')} on {info.get('host', '?')}, "
-                    f"started {info.get('started_at', '?')})")  # fmt: skip
-        time.sleep(0.05)
-    return "(pid and host unknown: the lock file holds no details)"
-
-
-class _OutLock:
-    """An exclusive ``fcntl.flock`` on ``OUT/.movid.lock``: the kernel drops it when the process ends, however
-    it ends (SIGKILL included), so there are no stale locks to clean up."""
-
-    def __init__(self, out: Path, command: str):
-        self.out, self.command = out, command
-        self.path = out / LOCK_FILE
-        self.fd: int | None = None
-
-    def _open(self) -> int:
-        try:
-            return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                raise RunStateError(f"{self.path} is a symlink; movid does not follow it — remove it") from None
-            if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-                raise RunStateError(f"{self.out} is not writable ({exc.strerror}); movid needs to write in OUT") from None
-            if exc.errno == errno.EISDIR:
-                raise RunStateError(f"{self.path} is a folder; movid keeps its lock file there — remove it") from None
-            raise
-
-    def acquire(self, wait: bool) -> None:
-        said = False
-        while True:
-            fd = self._open()
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                if not wait:
-                    holder = _holder(fd)
-                    os.close(fd)
-                    raise OutLocked(f"{self.out} is in use by another movid run: {holder}; let it finish, or "
-                                    "rerun with --wait to wait for it") from None  # fmt: skip
-                if not said:
-                    log.info("waiting for %s to finish with %s", _holder(fd), self.out)
-                    said = True
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX)
-                except BaseException:
-                    os.close(fd)
-                    raise
-            except OSError as exc:
-                os.close(fd)
-                if exc.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
-                    raise RunStateError(
-                        f"{self.out}: this file system gives no locks ({exc.strerror}), so movid cannot keep two runs "
-                        "apart; see docs/cluster.md (NFS: mount without nolock/local_lock; Lustre: -o flock)"
-                    ) from None
-                raise
-            # the file we locked must still be the one at the path (someone may have deleted it meanwhile)
-            try:
-                same = os.path.samestat(os.fstat(fd), os.stat(self.path, follow_symlinks=False))
-            except FileNotFoundError:
-                same = False
-            if same:
-                break
-            os.close(fd)
-        self.fd = fd
-        info = {"command": self.command, "pid": os.getpid(), "host": socket.gethostname(),
-                "started_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}  # fmt: skip
-        data = (json.dumps(info) + "\n").encode()
-        try:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, data, 0)
-            os.fsync(fd)  # so that a refused run on another NFS client can read who holds OUT
-        except OSError as exc:  # (a full disk): the lock holds all the same; only the details are missing
-            log.warning("could not write this run's details into %s: %s", self.path, exc.strerror)
-
-    def release(self) -> None:
-        if self.fd is None:
-            return
-        try:
-            os.ftruncate(self.fd, 0)  # the details would be stale; the next holder writes its own
-        except OSError:
-            pass
-        os.close(self.fd)  # drops the lock
-        self.fd = None
-
-
-def _is_build(out: Path) -> bool:
-    return (out / "manifest.json").is_file() or (out / STATE_DIR / "run.json").is_file()
-
-
-@contextmanager
-def lock_out(out: str | Path, command: str, *, wait: bool = False, create: bool = False) -> Iterator[Path]:
-    """Hold ``OUT`` for writing for the duration of the ``with`` block: one movid run at a time per ``OUT``.
-
-    Refuses with :class:`OutLocked` (naming the holder's command, pid, host and start time) when another
-    run holds it, or waits for it with ``wait``. ``create``: ``OUT`` may be new (``movid build``): it is
-    created, but a folder that holds other things and no movid build is refused before the lock file is put
-    in it. Without ``create``, ``OUT`` must hold a movid build. Only the driver takes the lock; workers write
-    their units under it."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise RunStateError(f"{out} is not a folder (a file is in the way)")
-    if create:
-        if out.is_dir() and not (out / STATE_DIR).exists() and any(p.name != LOCK_FILE for p in out.iterdir()):
-            raise RunStateError(f"{out} is not empty and holds no movid build; choose a new --out")
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise RunStateError(f"cannot create {out}: {exc.strerror}") from None
-    elif not _is_build(out):
-        what = "does not exist" if not out.exists() else "holds no movid build (no manifest.json)"
-        raise RunStateError(f"{out} {what}")
-    lock = _OutLock(out, command)
-    lock.acquire(wait)
-    try:
-        yield out
-    finally:
-        lock.release()
 
 
 # --- the build this folder holds ----------------------------------------------------------------------
@@ -263,7 +72,7 @@ class RunState:
 
     @property
     def manifest_file(self) -> Path:
-        return self.out / "manifest.json"
+        return manifest_path(self.out)
 
     @property
     def clear_file(self) -> Path:
@@ -317,7 +126,7 @@ class RunState:
         apart), not the annotation cache, not the lock file, and nothing else a user put in ``OUT``."""
         manifest = _read_json(self.manifest_file)
         moves = _read_json(self.dir / "commit.json")
-        owned = ["manifest.json"]
+        owned = [MANIFEST_FILE]
         if manifest is not None or moves is not None:
             owned.append("README.md")  # the dataset card, written by the commit right before the manifest
         shards = manifest.get("shards", []) if isinstance(manifest, dict) else []
@@ -361,7 +170,7 @@ class RunState:
     def _remove(self, rel) -> None:
         """Remove ``OUT/rel`` if it is there; a symlink is unlinked as a link, and nothing is removed through
         a symlinked folder or outside ``OUT``."""
-        if problem := _syntax_problem(rel):
+        if problem := syntax_problem(rel):
             log.warning("not removing %r: %s", rel, problem)
             return
         parent = str(PurePosixPath(rel).parent)
@@ -415,7 +224,7 @@ class RunState:
 
 def _is_shard_path(rel) -> bool:
     """A shard's path as movid writes it: ``<table>/[<split>/]part-NNNNN.parquet`` below a table folder."""
-    return (isinstance(rel, str) and _syntax_problem(rel) is None and rel.endswith(".parquet")
+    return (isinstance(rel, str) and syntax_problem(rel) is None and rel.endswith(".parquet")
             and len(PurePosixPath(rel).parts) in (2, 3) and PurePosixPath(rel).parts[0] in TABLE_DIRS)  # fmt: skip
 
 

@@ -23,6 +23,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from schemas.manifest import load as load_manifest
+
 __all__ = ["DATA_DOCS", "revalidate", "table_checks"]
 
 log = logging.getLogger(__name__)
@@ -227,10 +229,8 @@ def _revalidate(out: Path, show_progress: bool) -> dict:
     report = {"ok": False, "shards": 0, "rows": {}, "record_failures": {}, "problems": problems,
               "table_level": {"ok": False, "checks": {}}, "data_docs": f"{DATA_DOCS}/index.html"}  # fmt: skip
     try:
-        manifest = json.loads((out / "manifest.json").read_text())
-        if not isinstance(manifest, dict) or not isinstance(manifest.get("shards"), list):
-            raise ValueError("not a manifest (no list of shards)")
-    except (OSError, ValueError) as exc:
+        manifest = load_manifest(out).raw  # (validate checks every entry itself: the raw mapping)
+    except (OSError, ValueError) as exc:  # (ManifestError is a ValueError)
         problems.append({"problem": "manifest_invalid", "detail": str(exc)[:300]})
         return report
     cfg = _manifest_config(manifest, problems)
@@ -267,10 +267,10 @@ def _revalidate(out: Path, show_progress: bool) -> dict:
 
 
 def _manifest_config(manifest: dict, problems: list[dict]):
-    from pipeline.config import BuildConfig, ConfigError, _from_dict
+    from pipeline.config import ConfigError, build_config_from_dict
 
     try:
-        return _from_dict(BuildConfig, manifest["config"])
+        return build_config_from_dict(manifest["config"])
     except (ConfigError, KeyError, TypeError, ValueError) as exc:
         problems.append({"problem": "config_invalid", "detail": f"the manifest's config: {exc}"[:300]})
         return None

@@ -30,7 +30,14 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-__all__ = ["ANNOTATOR_TYPE", "INSTRUCTION_SCHEMA", "MODALITIES", "TASKS", "TURN_TYPE"]
+__all__ = ["ANNOTATOR_TYPE", "INSTRUCTION_SCHEMA", "MODALITIES", "MOTION_PLACEHOLDER", "PLACEHOLDERS", "TASKS",
+           "TURN_TYPE", "VIDEO_PLACEHOLDER"]
+
+# Where a user turn shows its motion / video: the trainer replaces each with the encoder's tokens, the bench
+# removes them from its questions. One spelling for the writer (stages), the checks and the reader (model).
+MOTION_PLACEHOLDER = "<motion>"
+VIDEO_PLACEHOLDER = "<video>"
+PLACEHOLDERS = (MOTION_PLACEHOLDER, VIDEO_PLACEHOLDER)
 
 MODALITIES = ("motion", "video", "motion+video")
 TASKS = ("caption", "qa")

@@ -26,6 +26,8 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from schemas.instruction import PLACEHOLDERS
+
 __all__ = ["BODY_PARTS", "DIRECTIONS", "EVENTS", "NO_WORDS", "NUMBER_WORDS", "ORDER_WORDS", "PACES", "PRECEDENCE",
            "SIDES", "TURNS", "YES_WORDS", "mentions", "parse_facts", "question_template"]  # fmt: skip
 
@@ -182,7 +184,7 @@ def parse_facts(text: str) -> dict:
     return {k: v for k, v in out.items() if v != []}
 
 
-_PLACEHOLDERS = re.compile(r"<(?:motion|video)>")
+_PLACEHOLDERS = re.compile("|".join(map(re.escape, PLACEHOLDERS)))
 _SLOT_NAMES = {fact: f"<{fact}>" for fact in PRECEDENCE}
 _NUMBER = re.compile(r"(?<![a-z])\d+(?:\.\d+)?")
 

@@ -21,11 +21,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from schemas.instruction import INSTRUCTION_SCHEMA
+from schemas.instruction import INSTRUCTION_SCHEMA, MOTION_PLACEHOLDER, VIDEO_PLACEHOLDER
 from schemas.motion import NUM_JOINTS
 from schemas.quarantine import Reject
 from stages import StageResult
-from stages.caption_instructions import MOTION_PLACEHOLDER
 from stages.motion_facts import BODY_PARTS, facts_text, motion_facts
 from stages.offline_qa import caption_from_facts, motion_qa, video_qa
 
@@ -220,7 +219,7 @@ def _answered(requests, results, stage: str, counts: Counter, rejects: list, uni
 
 def _row(sample_id: str, modality: str, motion_id, video_id, task: str, category: str, question: str, answer: str,
          annotator_row: dict, split: str, facts: dict | None = None) -> dict:  # fmt: skip
-    placeholder = {"motion": MOTION_PLACEHOLDER, "video": "<video>"}[modality]
+    placeholder = {"motion": MOTION_PLACEHOLDER, "video": VIDEO_PLACEHOLDER}[modality]
     return {"sample_id": sample_id, "modality": modality, "motion_id": motion_id, "video_id": video_id, "task": task,
             "category": category, "conversations": [{"role": "user", "content": f"{placeholder}\n{question}"},
                                                     {"role": "assistant", "content": answer}],

@@ -11,19 +11,15 @@ from collections import Counter
 
 import pyarrow as pa
 
-from schemas.instruction import INSTRUCTION_SCHEMA
+from schemas.instruction import INSTRUCTION_SCHEMA, MOTION_PLACEHOLDER, VIDEO_PLACEHOLDER
 from stages import StageResult
 
-__all__ = ["CAPTION_PROMPTS", "MOTION_PLACEHOLDER", "PROMPT_VERSION", "VIDEO_PLACEHOLDER", "caption_instructions",
-           "video_caption_instructions"]
+__all__ = ["CAPTION_PROMPTS", "PROMPT_VERSION", "caption_instructions", "video_caption_instructions"]
 
 STAGE = "caption_instructions"
 INPUT_COLUMNS = ("motion_id", "split", "texts")
 OUTPUT_TABLES = ("instruction",)
 PROMPT_VERSION = "caption-templates/v1"
-# The trainer replaces this placeholder with the motion encoder's tokens.
-MOTION_PLACEHOLDER = "<motion>"
-VIDEO_PLACEHOLDER = "<video>"
 VIDEO_PROMPTS = (
     "Describe what the person does in this video.",
     "What action is shown in the video?",

@@ -28,6 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from schemas.instruction import MOTION_PLACEHOLDER, VIDEO_PLACEHOLDER
 from schemas.motion import FEATURE_DIM, NUM_JOINTS, PARENTS
 from schemas.quarantine import Reject
 from stages import StageResult
@@ -441,8 +442,8 @@ def instruction_summary(table: pa.Table, motion_ids: set | None, kept_motions: s
     first = pa.array(first, pa.string())
     needs_motion = pc.match_substring(modality, "motion").to_numpy(zero_copy_only=False)
     needs_video = pc.match_substring(modality, "video").to_numpy(zero_copy_only=False)
-    placeholder = (~needs_motion | pc.match_substring(first, "<motion>").to_numpy(zero_copy_only=False)) & (
-        ~needs_video | pc.match_substring(first, "<video>").to_numpy(zero_copy_only=False))  # fmt: skip
+    placeholder = (~needs_motion | pc.match_substring(first, MOTION_PLACEHOLDER).to_numpy(zero_copy_only=False)) & (
+        ~needs_video | pc.match_substring(first, VIDEO_PLACEHOLDER).to_numpy(zero_copy_only=False))  # fmt: skip
 
     def refs(col: str, needs: np.ndarray, before, after) -> tuple[np.ndarray, np.ndarray]:
         ref = _one_array(table.column(col))

@@ -1,7 +1,8 @@
 import pyarrow as pa
 
 from schemas import check_conforms
-from stages.caption_instructions import CAPTION_PROMPTS, MOTION_PLACEHOLDER, caption_instructions
+from schemas.instruction import MOTION_PLACEHOLDER
+from stages.caption_instructions import CAPTION_PROMPTS, caption_instructions
 
 
 def _motion(ids, n_caps=2):
