@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 
 from model.baselines import chance_table
-from model.bench import MOVID_BENCH_CATEGORIES
 from model.calibration import calibration_report, calibration_set
 from model.judge import (
     Judgement,
@@ -39,6 +38,7 @@ from model.judge import (
     parse_judge,
     yes_no,
 )
+from schemas.bench import MOVID_BENCH_CATEGORIES
 
 __all__ = ["MOVID_BENCH_CATEGORIES", "JudgeParseError", "Judgement", "MiniLM", "OfflineJudge", "OpenAIJudge",
            "aggregate", "bootstrap_ci", "calibration_set", "cosine_pairs", "format_markdown", "format_table",

@@ -82,7 +82,7 @@ def test_a_user_error_is_one_line_and_exit_2(tmp_path, tree, case):
 
 
 def _as_user(*argv) -> CliResult:
-    proc = subprocess.run([*without_file_privileges(), sys.executable, "-m", "pipeline.cli", *map(str, argv)],
+    proc = subprocess.run([*without_file_privileges(), sys.executable, "-m", "movid", *map(str, argv)],
                           capture_output=True, text=True, env=secret_env(), timeout=300)  # fmt: skip
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
