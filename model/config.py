@@ -9,7 +9,9 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.config import ConfigError, _from_dict, _set_dotted
+from pipeline import ConfigError
+from pipeline import config_from_dict as _from_dict
+from pipeline import set_dotted as _set_dotted
 
 __all__ = [
     "ConfigError",

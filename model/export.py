@@ -23,10 +23,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from model.shards import load_manifest
+from pipeline import RunStateError, atomic_write_bytes, contained_path, lock_out
+from schemas.instruction import EXPORT_FORMATS as FORMATS
 
 __all__ = ["FORMATS", "export"]
 
-FORMATS = ("llava", "alpaca")
 PLACEHOLDERS = ("<motion>", "<video>")
 ROLE = {"user": "human", "assistant": "gpt"}
 COLUMNS = ["sample_id", "modality", "motion_id", "video_id", "task", "category", "conversations", "split"]
@@ -68,8 +69,6 @@ def export(out: str | Path, fmt: str, dest: str | Path | None = None) -> dict[st
     """Write the export; returns ``{split: {"path", "records"}}``."""
     if fmt not in FORMATS:
         raise ValueError(f"--format: one of {', '.join(FORMATS)}, got {fmt!r}")
-    from pipeline.runstate import lock_out
-
     out = Path(out)
     load_manifest(out)  # (a clear error when OUT is not a finished build)
     dest = Path(dest) if dest else out / "export"
@@ -79,8 +78,6 @@ def export(out: str | Path, fmt: str, dest: str | Path | None = None) -> dict[st
 
 
 def _export(out: Path, fmt: str, dest: Path, manifest: dict) -> dict[str, dict]:
-    from pipeline.runstate import RunStateError, atomic_write_bytes, contained_path
-
     by_split: dict[str, list[str]] = {}
     for s in manifest["shards"]:
         if s["table"] == "instruction":

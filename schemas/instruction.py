@@ -30,7 +30,10 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-__all__ = ["ANNOTATOR_TYPE", "INSTRUCTION_SCHEMA", "MODALITIES", "TASKS", "TURN_TYPE"]
+__all__ = ["ANNOTATOR_TYPE", "EXPORT_FORMATS", "INSTRUCTION_SCHEMA", "MODALITIES", "TASKS", "TURN_TYPE"]
+
+# the forms `movid export` writes the table in (OUT/export/<format>/<split>.json by default)
+EXPORT_FORMATS = ("llava", "alpaca")
 
 MODALITIES = ("motion", "video", "motion+video")
 TASKS = ("caption", "qa")
