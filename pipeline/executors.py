@@ -275,20 +275,14 @@ class RayExecutor:
         # here: Ray takes ~1 s to import, and only a Ray build gets here
         from ray.exceptions import NodeDiedError, OutOfMemoryError, WorkerCrashedError
 
-
         worker_died = (WorkerCrashedError, NodeDiedError, OutOfMemoryError)
-        # Ray re-runs a task whose worker died (system errors); an exception from the unit is final.
-        opts = {"num_cpus": 1, "max_retries": self.cfg.max_retries, "retry_exceptions": False}
-        tasks = {"unit": ray.remote(**opts)(fn), "part": ray.remote(**opts)(run_isolated),
-                 "merge": ray.remote(**opts)(merge_split_unit)}  # fmt: skip
+        tasks = _remote_tasks(ray, fn, self.cfg.max_retries)
         a = cfg.annotator
         if a.backend == "openai" and (a.requests_per_minute or a.tokens_per_minute):
-
             # one limit for every worker of the build (kept alive by this reference while units run)
             limiter = start_shared_limiter(ray, actor_name(config_hash(cfg)), a.requests_per_minute,  # noqa: F841
                                            a.tokens_per_minute)  # fmt: skip
         cfg_ref = ray.put(cfg)
-        state = RunState(out)
         window = self.cfg.max_in_flight or max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
         # jobs: ("unit", unit, None), ("split", unit, None), ("part", part, its unit), ("merge", unit, None)
         queue = deque(("split" if u.unit_id in splitting else "unit", u, None) for u in units)
@@ -311,13 +305,7 @@ class RayExecutor:
                         parts_left[unit.unit_id] = len(parts_of[unit.unit_id])
                         queue.extendleft(("part", p, unit) for p in reversed(parts_of[unit.unit_id]))
                         continue
-                    if job == "unit":
-                        ref = tasks["unit"].remote(unit, cfg_ref, out)
-                    elif job == "part":
-                        ref = tasks["part"].remote(fn, unit, cfg_ref, out)
-                    else:
-                        ref = tasks["merge"].remote(unit, parts_of[unit.unit_id], cfg_ref, out)
-                    in_flight[ref] = (job, unit, parent)
+                    in_flight[_submit(tasks, job, unit, fn, cfg_ref, out, parts_of)] = (job, unit, parent)
                 done, _ = ray.wait(list(in_flight), num_returns=1)
                 for ref in done:
                     job, unit, parent = in_flight.pop(ref)
@@ -332,13 +320,7 @@ class RayExecutor:
                             continue
                         if job == "merge":
                             raise stop(unit.unit_id, exc) from exc
-                        detail = _death_detail(exc, out, unit, parent)
-                        log.warning("work unit %s: %s — quarantined (%s)", parent.unit_id, detail, WORKER_CRASHED)
-                        try:
-                            write_crashed_record(state, unit, cfg, detail)
-                        except Exception as exc2:
-                            raise stop(unit.unit_id, exc2) from exc2
-                        shutil.rmtree(_crash_report(out, unit.unit_id).parent, ignore_errors=True)
+                        _quarantine_crashed(unit, parent, exc, cfg, out, stop)
                     except Exception as exc:
                         raise stop(unit.unit_id, exc) from exc
                     if job == "part":
@@ -349,6 +331,35 @@ class RayExecutor:
                     results[unit.unit_id] = stats
                     bar.update(1)
         return [results[u.unit_id] for u in units]
+
+
+def _remote_tasks(ray, fn: UnitFn, max_retries: int) -> dict:
+    """The Ray tasks of a build: a unit, a single-record part of a split unit, the merge of its parts."""
+    # Ray re-runs a task whose worker died (system errors); an exception from the unit is final.
+    opts = {"num_cpus": 1, "max_retries": max_retries, "retry_exceptions": False}
+    return {"unit": ray.remote(**opts)(fn), "part": ray.remote(**opts)(run_isolated),
+            "merge": ray.remote(**opts)(merge_split_unit)}  # fmt: skip
+
+
+def _submit(tasks: dict, job: str, unit: WorkUnit, fn: UnitFn, cfg_ref, out: str, parts_of: dict):
+    """Start a Ray task for ``job`` (unit | part | merge) of ``unit``; its object ref."""
+    if job == "unit":
+        return tasks["unit"].remote(unit, cfg_ref, out)
+    if job == "part":
+        return tasks["part"].remote(fn, unit, cfg_ref, out)
+    return tasks["merge"].remote(unit, parts_of[unit.unit_id], cfg_ref, out)
+
+
+def _quarantine_crashed(unit: WorkUnit, parent: WorkUnit, exc: BaseException, cfg: BuildConfig, out: str, stop) -> None:
+    """A single-record part whose worker died on every attempt: its record goes to quarantine (``stop``: what
+    ends the build when even that fails)."""
+    detail = _death_detail(exc, out, unit, parent)
+    log.warning("work unit %s: %s — quarantined (%s)", parent.unit_id, detail, WORKER_CRASHED)
+    try:
+        write_crashed_record(RunState(out), unit, cfg, detail)
+    except Exception as exc2:
+        raise stop(unit.unit_id, exc2) from exc2
+    shutil.rmtree(_crash_report(out, unit.unit_id).parent, ignore_errors=True)
 
 
 def make_executor(cfg: BuildConfig):
