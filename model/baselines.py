@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from model.facts import parse_question
+from model.shards import load_manifest
 from schemas import vocabulary as V
 from schemas.bench import qa_pairs
 
@@ -45,8 +46,6 @@ def find_build(path: str | Path) -> Path | None:
 def read_train_qa(out: str | Path, split: str = "train") -> list[dict]:
     """QA pairs (``schemas.bench.qa_pairs`` rows) of the ``split`` instruction shards the manifest lists.
     A listed path that leaves ``OUT`` (``..``, an absolute path, a symlink out) is refused."""
-    from model.shards import load_manifest
-
     out = Path(out)
     root = out.resolve()
     manifest = load_manifest(out)

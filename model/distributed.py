@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 from model.config import TrainConfig
 from model.motionllm import clean_name
@@ -78,8 +79,6 @@ def wrap(model, cfg: TrainConfig, rt: Runtime):
                 fully_shard(module, mesh=mesh, mp_policy=mp)
         return fully_shard(model, mesh=mesh, mp_policy=mp)
     if rt.world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
         return DistributedDataParallel(model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
     return model
 

@@ -37,9 +37,8 @@ def _cmd_evaluate(args) -> int:
     dest = Path(args.predictions_out) if args.predictions_out else Path(args.checkpoint) / "predictions.jsonl"
     if args.limit:
         bench = bench[: args.limit]
-    from model.evaluate import (
-        predict_bench,  # here: it imports pandas (pyarrow.dataset), then torch and transformers
-    )
+    # here: answering imports torch, transformers and pandas (seconds); scoring alone never needs them
+    from model.evaluate import predict_bench
 
     predict_bench(args.checkpoint, bench, data, dest, max_new_tokens=args.max_new_tokens, show_progress=not args.quiet)
     print(f"answers: {dest}")

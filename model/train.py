@@ -22,7 +22,7 @@ import yaml
 from model import ENVIRONMENT
 from model.checkpoint import CONFIG, STATS, latest_checkpoint, read_state, resolve_checkpoint
 from model.config import ConfigError, TrainConfig, config_to_dict, load_train_config, train_config_from_dict
-from model.data import MotionStats, _check_build, local_motion_stats
+from model.data import MotionStats, _check_build, local_motion_stats, ray_datasets, ray_motion_stats
 from model.distributed import Runtime, set_cpu_threads
 from model.loop import train_loop
 from model.motionllm import check_weights
@@ -118,8 +118,6 @@ def _train_on_ray(cfg: TrainConfig, data: Path, run: Path, resume: bool, show_pr
     import ray.data
     from ray.train import DataConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
-
-    from model.data import ray_datasets, ray_motion_stats
 
     # a joined cluster's workers get the consumer side's environment (a private Ray's inherit this process's)
     started = start_ray(cfg.train.ray_address, num_cpus=cfg.train.ray_num_cpus,

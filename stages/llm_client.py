@@ -145,7 +145,7 @@ class OpenAIAnnotator:
 
         if self.cfg.http_client == "aiohttp":
             try:
-                import aiohttp  # noqa: F401
+                import aiohttp  # noqa: F401 - a probe: the optional openai[aiohttp] extra
             except ImportError as exc:
                 raise AnnotatorError("annotator.http_client: aiohttp is not installed (pip install 'openai[aiohttp]'), "
                                      "or set annotator.http_client=httpx") from exc  # fmt: skip
