@@ -97,6 +97,7 @@ def cache_key(model: str, prompt_version: str, params: dict, messages: list[dict
     ``ResponseCache.key`` of those parts."""
     return cache_key_function(model, prompt_version, params, schema)(messages)
 
+
 def cache_key_function(model: str, prompt_version: str, params: dict, schema: dict):
     """``messages -> ResponseCache.key(model=…, prompt_version=…, params=…, messages=…, schema=…)``, with the
     parts that do not change between requests serialised once (the schema's JSON is twice a prompt's)."""

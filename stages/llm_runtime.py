@@ -132,6 +132,8 @@ class Runtime:
 
 
 class Schedule:
+    """Request start times under requests/min and tokens/min limits (in-process, or as the build's Ray actor)."""
+
     def __init__(self, requests_per_minute: float | None, tokens_per_minute: float | None):
         self.req_interval = 60.0 / requests_per_minute if requests_per_minute else 0.0
         self.tok_rate = tokens_per_minute / 60.0 if tokens_per_minute else 0.0
@@ -148,6 +150,8 @@ class Schedule:
 
 
 class LocalLimiter:
+    """The rate limit of one process: what the client waits on when no shared limiter is passed in."""
+
     def __init__(self, requests_per_minute=None, tokens_per_minute=None):
         self.schedule = Schedule(requests_per_minute, tokens_per_minute)
 
