@@ -82,8 +82,10 @@ bench: setup
 	$(PY) bench/validate.py
 	$(PY) bench/train.py
 
+# ruff, and the layers (import-linter contracts in pyproject.toml; docs/architecture.md, "Layers")
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(DEMO_DATA) $(DEMO_OUT) $(DEMO_RUN) $(DEMO_BLIND) .pytest_cache

@@ -41,7 +41,7 @@ def _sample(work: Path, motions: int) -> Path:
     data = work / f"data-{motions}"
     if not (data / "humanml3d" / "all.txt").is_file():
         shutil.rmtree(data, ignore_errors=True)
-        subprocess.run([sys.executable, "-m", "pipeline.cli", "sample-data", str(data), "--motions", str(motions),
+        subprocess.run([sys.executable, "-m", "movid", "sample-data", str(data), "--motions", str(motions),
                         "--seed", "0", "--broken"], cwd=ROOT, check=True, capture_output=True)  # fmt: skip
     return data
 
@@ -50,7 +50,7 @@ def _build(tree: Path, data: Path, out: Path) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     env = os.environ | {"PYTHONPATH": str(tree)}
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "build", "--out", str(out), "--quiet",
+    proc = subprocess.run([sys.executable, "-m", "movid", "build", "--out", str(out), "--quiet",
                            "--source", f"humanml3d={data / 'humanml3d'}", "--source", f"video={data / 'videos'}",
                            "--config", str(tree / "configs" / "demo.yaml"), "--set", "executor=local"],
                           cwd=tree, env=env, capture_output=True, text=True)  # fmt: skip

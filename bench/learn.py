@@ -143,7 +143,7 @@ def main() -> None:
     ap.add_argument("--json", help="write the scores here")
     args = ap.parse_args()
 
-    from model.train import _quiet_libraries
+    from model.train_log import quiet_libraries as _quiet_libraries
 
     _quiet_libraries()
     work = Path(args.workdir).resolve()

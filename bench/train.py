@@ -32,8 +32,10 @@ import torch  # noqa: E402
 
 from model.config import load_train_config  # noqa: E402
 from model.data import BatchLoader, TrainData, epoch_plan, local_motion_stats, local_tables  # noqa: E402
+from model.loop import _make_optimizer  # noqa: E402
 from model.motionllm import build_model, load_tokenizer, video_tower_geometry  # noqa: E402
-from model.train import _make_optimizer, _quiet_libraries, read_metrics, train  # noqa: E402
+from model.train import read_metrics, train  # noqa: E402
+from model.train_log import quiet_libraries as _quiet_libraries  # noqa: E402
 
 
 def _demo(work: Path, motions: int) -> tuple[Path, dict]:

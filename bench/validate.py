@@ -84,7 +84,7 @@ def main() -> None:
     print(f"  validation share of {of}: {100 * share:.1f} % (goal < 10 %); "
           f"without the one-off import: {100 * variable:.1f} %")  # fmt: skip
     t0 = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "pipeline.cli", "validate", str(work / "out"), "--quiet"],
+    r = subprocess.run([sys.executable, "-m", "movid", "validate", str(work / "out"), "--quiet"],
                        capture_output=True, text=True, cwd=ROOT)  # fmt: skip
     revalidate_s = time.perf_counter() - t0
     report = json.loads((work / "out" / "validation" / "report.json").read_text())

@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from model.bench import qa_pairs
 from model.facts import parse_question
 from schemas import vocabulary as V
+from schemas.bench import qa_pairs
 from schemas.manifest import has_manifest
 from schemas.manifest import load as load_manifest
 
@@ -45,7 +45,7 @@ def find_build(path: str | Path) -> Path | None:
 
 
 def read_train_qa(out: str | Path, split: str = "train") -> list[dict]:
-    """QA pairs (``model.bench.qa_pairs`` rows) of the ``split`` instruction shards the manifest lists.
+    """QA pairs (``schemas.bench.qa_pairs`` rows) of the ``split`` instruction shards the manifest lists.
     A listed path that leaves ``OUT`` (``..``, an absolute path, a symlink out) is refused."""
     out = Path(out)
     root = out.resolve()

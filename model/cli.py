@@ -1,18 +1,29 @@
-"""``movid train`` and ``movid generate``: ``add_train_parser(sub)`` / ``add_generate_parser(sub)`` add them to
-the subparsers of ``pipeline.cli``; ``python -m model.cli train|generate …`` runs them on their own."""
+"""The consumer side's commands of ``movid``: ``train``, ``generate``, ``export``, and ``score`` / ``evaluate``
+(``model.score_cli``). ``add_commands(sub)`` adds them to a parser's subparsers (``movid.cli`` does);
+``python -m model.cli …`` runs them on their own."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
-__all__ = ["add_generate_parser", "add_train_parser", "main"]
+from model import score_cli
+from model.config import ConfigError, load_train_config
+from model.export import export
+
+__all__ = ["ENVIRONMENT", "add_commands", "add_generate_parser", "add_train_parser", "main"]
+
+# Process environment for the consumer side's libraries, set (where unset) by the entry points only: models
+# and tokenizers come from local folders (never the hub); no tokenizer thread pool forked into DataLoader
+# workers; no usage statistics and no token auth for the Ray that training starts.
+ENVIRONMENT = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+               "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}  # fmt: skip
 
 
 def _cmd_train(args) -> int:
-    from model.config import load_train_config
-    from model.train import train
+    from model.train import train  # here: torch, transformers and Ray Train take seconds to import
 
     cfg = load_train_config(args.config, args.set)
     last = train(cfg, args.data, args.out, executor=args.executor, workers=args.workers, resume=args.resume,
@@ -25,7 +36,7 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_generate(args) -> int:
-    from model.generate import Answerer, fetch_motion, fetch_video
+    from model.generate import Answerer, fetch_motion, fetch_video  # here: torch and transformers (seconds)
 
     answerer = Answerer(args.checkpoint, args.set)
     motion = fetch_motion(args.data, args.motion_id) if args.motion_id else None
@@ -35,6 +46,25 @@ def _cmd_generate(args) -> int:
         return 2
     print(answerer.answer(args.question, motion, video, max_new_tokens=args.max_new_tokens))
     return 0
+
+
+def _cmd_export(args) -> int:
+    written = export(args.out, args.format, args.dest)
+    for split, w in written.items():
+        print(f"  {split:<6} {w['records']:>8} records  {w['path']}")
+    return 0
+
+
+def add_commands(sub) -> None:
+    """The consumer side's commands, added to the subparsers ``sub`` of an ``argparse`` parser."""
+    e = sub.add_parser("export", help="the instruction table as LLaVA- or Alpaca-style JSON for other trainers")
+    e.add_argument("out")
+    e.add_argument("--format", required=True, choices=["llava", "alpaca"])
+    e.add_argument("--dest", help="folder for <format>/<split>.json (default: OUT/export)")
+    e.set_defaults(fn=_cmd_export)
+    score_cli.add_commands(sub)
+    add_train_parser(sub)
+    add_generate_parser(sub)
 
 
 def add_train_parser(sub) -> argparse.ArgumentParser:
@@ -66,17 +96,15 @@ def add_generate_parser(sub) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Until pipeline.cli wires them in: ``python -m model.cli train|generate …``."""
+    """``python -m model.cli train|generate|export|score|evaluate …`` (``movid`` has the same commands)."""
     p = argparse.ArgumentParser(prog="python -m model.cli")
     p.add_argument("-v", "--verbose", action="store_true")
-    sub = p.add_subparsers(dest="command", required=True)
-    add_train_parser(sub)
-    add_generate_parser(sub)
+    add_commands(p.add_subparsers(dest="command", required=True))
     args = p.parse_args(argv)
+    for name, value in ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
-    from model.config import ConfigError
-
     try:
         return args.fn(args)
     except ConfigError as exc:

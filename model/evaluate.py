@@ -12,6 +12,8 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 from tqdm.auto import tqdm
 
+from model.generate import Answerer
+
 __all__ = ["predict_bench"]
 
 
@@ -26,8 +28,6 @@ def _by_id(out: Path, table: str, key: str, column: str, ids: list[str]) -> dict
 def predict_bench(checkpoint: str | Path, bench: list[dict], data: str | Path, dest: str | Path, *,
                   max_new_tokens: int = 64, limit: int | None = None, show_progress: bool = True) -> Path:  # fmt: skip
     """Answer ``bench`` rows (``model.bench.read_bench``) with the checkpoint; writes ``dest`` (JSONL)."""
-    from model.generate import Answerer
-
     rows = bench[:limit] if limit else bench
     answerer = Answerer(checkpoint)
     data = Path(data)

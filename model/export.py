@@ -22,13 +22,13 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from pipeline import RunStateError, atomic_write_bytes, contained_path, lock_out
+from schemas.instruction import EXPORT_FORMATS as FORMATS
 from schemas.instruction import PLACEHOLDERS
 from schemas.manifest import Manifest
 from schemas.manifest import load as load_manifest
 
 __all__ = ["FORMATS", "export"]
-
-FORMATS = ("llava", "alpaca")
 ROLE = {"user": "human", "assistant": "gpt"}
 COLUMNS = ["sample_id", "modality", "motion_id", "video_id", "task", "category", "conversations", "split"]
 
@@ -69,8 +69,6 @@ def export(out: str | Path, fmt: str, dest: str | Path | None = None) -> dict[st
     """Write the export; returns ``{split: {"path", "records"}}``."""
     if fmt not in FORMATS:
         raise ValueError(f"--format: one of {', '.join(FORMATS)}, got {fmt!r}")
-    from pipeline.runstate import lock_out
-
     out = Path(out)
     load_manifest(out)  # (a clear error when OUT is not a finished build)
     dest = Path(dest) if dest else out / "export"
@@ -80,8 +78,6 @@ def export(out: str | Path, fmt: str, dest: str | Path | None = None) -> dict[st
 
 
 def _export(out: Path, fmt: str, dest: Path, manifest: Manifest) -> dict[str, dict]:
-    from pipeline.runstate import RunStateError, atomic_write_bytes, contained_path
-
     by_split: dict[str, list[str]] = {}
     for s in manifest.shards:
         if s["table"] == "instruction":

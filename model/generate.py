@@ -16,7 +16,11 @@ import yaml
 from model.checkpoint import CONFIG, STATS, load_trainable, resolve_checkpoint
 from model.config import train_config_from_dict
 from model.data import MotionStats, decode_frames
+from model.distributed import set_cpu_threads
+from model.motionllm import build_model, motion_token_count, video_tower_geometry
 from model.template import MOTION_TOKEN, VIDEO_TOKEN, encode_prompt, expand_placeholders
+from model.train_log import quiet_libraries
+from schemas.config_schema import set_dotted
 
 __all__ = ["Answerer", "fetch_motion", "fetch_video"]
 
@@ -44,11 +48,7 @@ class Answerer:
     """A checkpoint loaded once; ``answer`` many questions."""
 
     def __init__(self, checkpoint: str | Path, overrides: list[str] | None = None, device: str | None = None):
-        from model.motionllm import build_model, video_tower_geometry
-        from model.train import _quiet_libraries, set_cpu_threads
-        from schemas.config_schema import set_dotted
-
-        _quiet_libraries()
+        quiet_libraries()
         self.ckpt = resolve_checkpoint(checkpoint)
         tree = yaml.safe_load((self.ckpt / CONFIG).read_text())
         for item in overrides or []:  # e.g. lm.path=… where the weights now live
@@ -66,8 +66,6 @@ class Answerer:
 
     def _prepare(self, question: str, motion: np.ndarray | None, video: list[bytes] | None) -> dict:
         """One prompt: token ids with the placeholders expanded, its normalised motion and decoded frames."""
-        from model.motionllm import motion_token_count
-
         m, cfg = self.model, self.cfg
         if video is not None and VIDEO_TOKEN not in question:
             question = f"{VIDEO_TOKEN}\n{question}"

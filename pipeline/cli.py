@@ -1,4 +1,6 @@
-"""The ``movid`` command line (the contract is in docs/architecture.md)."""
+"""The data side's commands of ``movid`` (sample-data, build, inspect, validate, requeue, report) and the
+exit-code rules every ``movid`` command follows (:func:`run`). ``movid.cli`` adds the consumer side's
+commands (``model.cli``); ``python -m pipeline.cli`` runs the data side's commands on their own."""
 
 from __future__ import annotations
 
@@ -7,27 +9,39 @@ import errno
 import logging
 import os
 import sys
+import tempfile
 import time
+import traceback
 
-__all__ = ["main"]
+from pipeline.build import build, summarize
+from pipeline.config import ConfigError, load_config
+from pipeline.dry_run import estimate_annotation
+from pipeline.executors import ExecutorError
+from pipeline.inspect_build import inspect_build
+from pipeline.manifest import BuildError
+from pipeline.requeue import requeue
+from pipeline.runstate import RunStateError
+from pipeline.sample_data import write_sample_humanml3d, write_sample_smpl, write_sample_videos
+from pipeline.validation import revalidate
+from schemas.manifest import ManifestError
+
+__all__ = ["ENVIRONMENT", "add_commands", "build_parser", "main", "run", "setup_process"]
+
+# Process environment for the data side's libraries, set (where unset) by the entry points only: no usage
+# statistics and no token auth for the Ray that a build starts; no analytics calls from great-expectations.
+ENVIRONMENT = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled", "GX_ANALYTICS_ENABLED": "false"}
 
 
 def _cmd_sample_data(args) -> int:
-    from pipeline.sample_data import write_sample_humanml3d
-
     target = f"{args.dir}/humanml3d"
     counts = write_sample_humanml3d(target, args.motions, args.seed, broken=args.broken, show_progress=True)
     print(f"wrote {counts['motions']} motions ({args.motions} clips and their mirrors)"
           + (f" and {counts['broken']} broken records" if args.broken else "") + f" to {target}")  # fmt: skip
     n_videos = min(args.motions, 10) if args.videos is None else args.videos
     if n_videos:
-        from pipeline.sample_data import write_sample_videos
-
         c = write_sample_videos(f"{args.dir}/videos", target, n_videos)
         print(f"wrote {c['videos']} skeleton videos (H.264, 30 fps) of those motions to {args.dir}/videos")
     if args.smpl:
-        from pipeline.sample_data import write_sample_smpl
-
         c = write_sample_smpl(args.dir, args.smpl, args.seed)
         print(f"wrote {c['amass']} AMASS-style clips to {args.dir}/amass, {c['motionx']} Motion-X clips to "
               f"{args.dir}/motionx and synthetic body models to {args.dir}/body_models; build them with\n"
@@ -37,9 +51,6 @@ def _cmd_sample_data(args) -> int:
 
 
 def _cmd_build(args) -> int:
-    from pipeline.build import build, summarize
-    from pipeline.config import load_config
-
     overrides = list(args.set or [])
     if args.executor:
         overrides.append(f"executor={args.executor}")
@@ -47,8 +58,6 @@ def _cmd_build(args) -> int:
         overrides.append(f"ray.address={args.address}")
     cfg = load_config(args.config, overrides, args.source)
     if args.dry_run:
-        from pipeline.dry_run import estimate_annotation
-
         e = estimate_annotation(cfg, args.out)
         print(f"dry run ({e['backend']} annotator, model {e['model']}): nothing was requested or written")
         print(f"  clips planned {e['clips_planned']} (sampled {e['clips_sampled']} to estimate)")
@@ -69,15 +78,11 @@ def _cmd_build(args) -> int:
 
 
 def _cmd_inspect(args) -> int:
-    from pipeline.inspect_build import inspect_build
-
     print(inspect_build(args.out))
     return 0
 
 
 def _cmd_validate(args) -> int:
-    from pipeline.validation import revalidate
-
     report = revalidate(args.out, show_progress=not args.quiet, wait=args.wait)
     print(f"{args.out}: {report['shards']} shards, rows " + ", ".join(f"{t} {n}" for t, n in report["rows"].items()))
     for p in report["problems"][:20]:
@@ -92,9 +97,6 @@ def _cmd_validate(args) -> int:
 
 
 def _cmd_requeue(args) -> int:
-    from pipeline.build import summarize
-    from pipeline.requeue import requeue
-
     t0 = time.perf_counter()
     manifest = requeue(args.out, args.reason, executor=args.executor, address=args.address,
                        show_progress=not args.quiet, wait=args.wait)  # fmt: skip
@@ -109,133 +111,16 @@ def _cmd_requeue(args) -> int:
     return 0
 
 
-def _cmd_export(args) -> int:
-    from model.export import export
-
-    written = export(args.out, args.format, args.dest)
-    for split, w in written.items():
-        print(f"  {split:<6} {w['records']:>8} records  {w['path']}")
-    return 0
-
-
 def _cmd_report(args) -> int:
-    from pipeline.report import write_report
+    from pipeline.report import write_report  # here: it imports pyarrow.dataset and pandas (~0.7 s)
 
     index = write_report(args.out, args.dest, args.samples, wait=args.wait)
     print(f"report: {index}")
     return 0
 
 
-def _cmd_evaluate(args) -> int:
-    from pathlib import Path
-
-    from model.baselines import find_build
-    from model.bench import read_bench
-    from model.evaluate import predict_bench
-
-    named = _named_predictions(args.baseline_predictions)
-    if named is None:
-        return 2
-    if args.judge == "openai" and not os.environ.get(args.api_key_env):  # before answering, not after
-        print(f"movid: error: --api-key-env: the environment variable {args.api_key_env} is not set", file=sys.stderr)
-        return 2
-    bench = read_bench(args.bench)
-    bench_path = Path(args.bench)
-    data = Path(args.data) if args.data else (find_build(bench_path) or (bench_path.parent if bench_path.name == "bench"
-                                                                         else bench_path))  # fmt: skip
-    dest = Path(args.predictions_out) if args.predictions_out else Path(args.checkpoint) / "predictions.jsonl"
-    if args.limit:
-        bench = bench[: args.limit]
-    predict_bench(args.checkpoint, bench, data, dest, max_new_tokens=args.max_new_tokens, show_progress=not args.quiet)
-    print(f"answers: {dest}")
-    if args.blind:  # the blind twin answers the same questions (its checkpoint zeroes the motion itself)
-        blind_dest = Path(args.blind) / "predictions.jsonl"
-        predict_bench(args.blind, bench, data, blind_dest, max_new_tokens=args.max_new_tokens,
-                      show_progress=not args.quiet)  # fmt: skip
-        print(f"blind answers: {blind_dest}")
-        args.baseline_predictions = [*(args.baseline_predictions or []), f"blind={blind_dest}"]
-    args.predictions, args.data = str(dest), str(data)
-    return _cmd_score(args, bench)
-
-
-def _named_predictions(specs: list[str] | None) -> dict[str, str] | None:
-    """{name: file} from ``--baseline-predictions NAME=FILE`` (None after printing the error)."""
-    out = {}
-    for spec in specs or []:
-        name, sep, path = spec.partition("=")
-        if not sep or not name.strip() or not path.strip() or name.strip() in out or name.strip() == "majority":
-            print(f"movid: error: --baseline-predictions {spec!r}: expected NAME=FILE with a new name other than "
-                  "'majority' (e.g. blind=blind_run/predictions.jsonl)", file=sys.stderr)  # fmt: skip
-            return None
-        out[name.strip()] = path.strip()
-    return out
-
-
-def _cmd_score(args, bench: list | None = None) -> int:
-    from pathlib import Path
-
-    from model.baselines import find_build, majority_predictions, read_train_qa
-    from model.bench import read_bench
-    from model.score import (
-        OfflineJudge,
-        OpenAIJudge,
-        format_markdown,
-        format_table,
-        read_predictions,
-        score,
-        write_json,
-    )
-
-    named = _named_predictions(args.baseline_predictions)
-    if named is None:
-        return 2
-    if args.judge == "openai" and not os.environ.get(args.api_key_env):
-        print(f"movid: error: --api-key-env: the environment variable {args.api_key_env} is not set", file=sys.stderr)
-        return 2
-    bench = bench if bench is not None else read_bench(args.bench)
-    try:
-        predictions = read_predictions(args.predictions)
-        baselines = {name: read_predictions(path) for name, path in named.items()}
-    except ValueError as exc:  # a record without question_id / prediction, or a line that is not JSON
-        print(f"movid: error: {exc}", file=sys.stderr)
-        return 2
-    info = {name: {"predictions": path} for name, path in named.items()}
-    build = Path(args.data) if args.data else find_build(args.bench)
-    train = read_train_qa(build) if build is not None else []
-    if train:  # the majority baseline needs the train split's QA (a bench file alone has none)
-        baselines["majority"], info["majority"] = majority_predictions(train, bench)
-        info["majority"]["build"] = str(build)
-    if args.judge == "openai":
-        judge = OpenAIJudge(model=args.model, base_url=args.base_url, api_key_env=args.api_key_env,
-                            cache_dir=args.cache_dir, temperature=args.temperature,
-                            requests_per_minute=args.requests_per_minute,
-                            structured_output=args.structured_output)  # fmt: skip
-    else:
-        judge = OfflineJudge()
-    result = score(bench, predictions, judge, repeats=args.repeats, seed=args.seed, calibration=args.calibration,
-                   baselines=baselines, baseline_info=info)  # fmt: skip
-    print(format_table(result))
-    if args.markdown:
-        Path(args.markdown).write_text(format_markdown(result))
-    if args.out:
-        write_json(result, args.out)
-        print(f"scores: {args.out}")
-    calib = result["calibration"]
-    if calib is not None and not calib["ok"]:
-        c, p = calib["contradictions"], calib["paraphrases"]
-        print(f"movid: calibration FAILED: the {result['judge']['kind']} judge called {c['rate']:.1%} of minimally "
-              f"contradicted references wrong (need {c['threshold']:.0%}) and {p['rate']:.1%} of paraphrases right "
-              f"(need {p['threshold']:.0%}); its scores are not to be trusted (misjudged examples in --out)",
-              file=sys.stderr)  # fmt: skip
-        return 1
-    return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="movid", description="Build MoVid-style motion + video instruction data.")
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = p.add_subparsers(dest="command", required=True)
-
+def add_commands(sub) -> None:
+    """The data side's commands, added to the subparsers ``sub`` of an ``argparse`` parser."""
     s = sub.add_parser("sample-data", help="write synthetic sources in the real formats")
     s.add_argument("dir", help="writes DIR/humanml3d/")
     s.add_argument("--motions", type=int, default=100, help="clips to generate (each also gets its M mirror)")
@@ -280,12 +165,6 @@ def build_parser() -> argparse.ArgumentParser:
     _wait_option(r)
     r.set_defaults(fn=_cmd_requeue)
 
-    e = sub.add_parser("export", help="the instruction table as LLaVA- or Alpaca-style JSON for other trainers")
-    e.add_argument("out")
-    e.add_argument("--format", required=True, choices=["llava", "alpaca"])
-    e.add_argument("--dest", help="folder for <format>/<split>.json (default: OUT/export)")
-    e.set_defaults(fn=_cmd_export)
-
     rp = sub.add_parser("report", help="a static HTML report of a build (counts, histograms, samples) that opens offline")
     rp.add_argument("out")
     rp.add_argument("--dest", help="folder for index.html and assets/ (default: OUT/report)")
@@ -293,72 +172,42 @@ def build_parser() -> argparse.ArgumentParser:
     _wait_option(rp)
     rp.set_defaults(fn=_cmd_report)
 
-    sc = sub.add_parser("score", help="score predictions on the bench (accuracy and 0-5 score per category, 95%% CIs)")
-    sc.add_argument("--predictions", required=True, help="JSONL or Parquet with question_id, prediction")
-    _score_options(sc)
-    sc.set_defaults(fn=_cmd_score)
-
-    ev = sub.add_parser("evaluate", help="answer the bench with a trained checkpoint, then score the answers")
-    ev.add_argument("--checkpoint", required=True, help="a run folder of movid train (its latest checkpoint) or a checkpoint")
-    ev.add_argument("--predictions-out", help="where the answers go (default: RUN/predictions.jsonl)")
-    ev.add_argument("--limit", type=int, help="answer only the first N questions (a quick look)")
-    ev.add_argument("--max-new-tokens", type=int, default=64)
-    ev.add_argument("--quiet", action="store_true", help="no progress bar")
-    ev.add_argument("--blind", metavar="RUN", help="the blind twin's run (movid train --set motion.blind=true): it "
-                    "answers the bench too, into RUN/predictions.jsonl, and is shown beside the model")  # fmt: skip
-    _score_options(ev)
-    ev.set_defaults(fn=_cmd_evaluate)
-
-    from model.cli import add_generate_parser, add_train_parser  # the trainer (docs/training.md)
-
-    add_train_parser(sub)
-    add_generate_parser(sub)
-    return p
-
 
 def _wait_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--wait", action="store_true",
                    help="if another movid run is writing OUT, wait for it to finish (default: stop at once)")  # fmt: skip
 
 
-def _score_options(sc: argparse.ArgumentParser) -> None:
-    sc.add_argument("--bench", required=True, help="OUT/bench (or OUT, or a bench Parquet file)")
-    sc.add_argument("--judge", choices=["offline", "openai"], default="offline")
-    sc.add_argument("--repeats", type=int, default=1, help="judge every question K times (distinct seeds)")
-    sc.add_argument("--seed", type=int, default=0, help="judge seed of the first repeat; also the bootstrap's")
-    sc.add_argument("--calibration", type=int, default=100, metavar="N",
-                    help="references minimally contradicted (must be judged wrong) and paraphrased (must be judged "
-                         "right) alongside; exit 1 below 95 %% / 90 %% (0: skip the check)")  # fmt: skip
-    sc.add_argument("--data", metavar="OUT", help="the build whose train split gives the majority baseline (evaluate: "
-                    "also the bench's motions and videos); default: the bench's build")  # fmt: skip
-    sc.add_argument("--baseline-predictions", action="append", metavar="NAME=FILE",
-                    help="another system's predictions scored beside the model's, e.g. "
-                         "blind=blind_run/predictions.jsonl (repeatable)")  # fmt: skip
-    sc.add_argument("--out", help="JSON results")
-    sc.add_argument("--markdown", help="Markdown table")
-    sc.add_argument("--model", default="gpt-4o-mini", help="judge model (openai)")
-    sc.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1")
-    sc.add_argument("--api-key-env", default="OPENAI_API_KEY", help="the variable that holds the key")
-    sc.add_argument("--cache-dir", default=".judge_cache", help="judge response cache (a rerun pays nothing)")
-    sc.add_argument("--temperature", type=float, default=0.0)
-    sc.add_argument("--requests-per-minute", type=float)
-    sc.add_argument("--structured-output", default="json_schema", choices=["json_schema", "json_object", "none"])
+def build_parser() -> argparse.ArgumentParser:
+    """The data side's commands alone (``movid.cli.build_parser`` has them all)."""
+    p = argparse.ArgumentParser(prog="movid", description="Build MoVid-style motion + video instruction data.")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    add_commands(p.add_subparsers(dest="command", required=True))
+    return p
+
+
+def setup_process(verbose: bool, environment: dict[str, str]) -> None:
+    """What an entry point does before a command runs: logging, and the libraries' environment variables
+    (``environment``; a value the user set is kept)."""
+    for name, value in environment.items():
+        os.environ.setdefault(name, value)
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
-    from pipeline.config import ConfigError
-    from pipeline.executors import ExecutorError
-    from pipeline.manifest import BuildError
-    from pipeline.runstate import RunStateError
-    from schemas.manifest import ManifestError
+    setup_process(args.verbose, ENVIRONMENT)
+    return run(args)
 
-    # A user error (a bad config, a path that does not exist or cannot be written, OUT in use) is one line and
-    # exit 2; a build that cannot finish (a unit that failed, counts that do not balance, a full disk) exit 1;
-    # anything else is a bug in movid: one line, exit 1, and the traceback in a file of the system's temp
-    # folder (not in OUT: an exception's text may quote what must not reach the dataset).
+
+def run(args: argparse.Namespace) -> int:
+    """Runs the command ``args.fn`` and turns what it raises into an exit code and one line on stderr.
+
+    A user error (a bad config, a path that does not exist or cannot be written, OUT in use) is one line and
+    exit 2; a build that cannot finish (a unit that failed, counts that do not balance, a full disk) exit 1;
+    anything else is a bug in movid: one line, exit 1, and the traceback in a file of the system's temp
+    folder (not in OUT: an exception's text may quote what must not reach the dataset)."""
     try:
         return args.fn(args)
     except (ConfigError, RunStateError, ManifestError, FileNotFoundError) as exc:
@@ -396,9 +245,6 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _internal_error(exc: BaseException) -> int:
-    import tempfile
-    import traceback
-
     text = "".join(traceback.format_exception(exc))
     try:
         fd, path = tempfile.mkstemp(prefix="movid-traceback-", suffix=".txt")  # mode 0600

@@ -21,21 +21,30 @@ Failures on Ray:
 from __future__ import annotations
 
 import errno
+import faulthandler
 import logging
 import os
 import re
 import shutil
+import sys
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from pipeline.config import BuildConfig, RayConfig
+from pipeline.config import BuildConfig, RayConfig, config_hash
 from pipeline.planner import WorkUnit, split_unit
+from pipeline.ratelimit import actor_name, start_shared_limiter
+from pipeline.raystart import start_ray
+from pipeline.runstate import RunState
+from pipeline.units import write_unit_outputs
+from schemas.quarantine import Reject
 
-__all__ = ["WORKER_CRASHED", "ExecutorError", "LocalExecutor", "RayExecutor", "make_executor", "merge_split_unit",
+__all__ = ["WORKER_CRASHED", "WORKER_ENV", "ExecutorError", "LocalExecutor", "RayExecutor", "make_executor", "merge_split_unit",
            "run_isolated", "write_crashed_record"]  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -43,6 +52,9 @@ log = logging.getLogger(__name__)
 UnitFn = Callable[[WorkUnit, BuildConfig, str], dict]
 WORKER_CRASHED = "worker_crashed"  # quarantine reason of a record whose worker process died on every attempt
 _PART = re.compile(r"^(?P<parent>[^.]+)\.\d{5}$")  # a single-record part of a split unit (planner.split_unit)
+# Set in the workers of a joined cluster (a private Ray's workers inherit the driver's environment, which the
+# movid command sets): no analytics calls from great-expectations.
+WORKER_ENV = {"GX_ANALYTICS_ENABLED": "false"}
 _FATAL_SIGNALS = {"Segmentation fault": "SIGSEGV", "Bus error": "SIGBUS", "Floating-point exception": "SIGFPE",
                   "Floating point exception": "SIGFPE", "Aborted": "SIGABRT", "Illegal instruction": "SIGILL"}  # fmt: skip
 
@@ -81,7 +93,6 @@ class LocalExecutor:
         self.timings: dict[str, float] = {}
 
     def run(self, fn: UnitFn, units: Sequence[WorkUnit], cfg: BuildConfig, out: str, show_progress=True) -> list[dict]:
-        from pipeline.runstate import RunState
 
         results = []
         t0 = time.perf_counter()
@@ -109,7 +120,6 @@ class LocalExecutor:
 
 def _crash_report(out: str, unit_id: str) -> Path:
     # a staging name: a build that starts removes what a dead attempt left (RunState.remove_stale_tmp)
-    from pipeline.runstate import RunState
 
     return RunState(out).units_dir / f".tmp-crash-{unit_id}" / "fatal-error.txt"
 
@@ -117,9 +127,6 @@ def _crash_report(out: str, unit_id: str) -> Path:
 def run_isolated(fn: UnitFn, unit: WorkUnit, cfg: BuildConfig, out: str) -> dict:
     """Run a single-record unit with Python's fault handler writing to ``OUT``, so that if the record kills
     the process, the driver can say which signal, and where, in its quarantine row."""
-    import faulthandler
-    import sys
-
     report = _crash_report(out, unit.unit_id)
     report.parent.mkdir(parents=True, exist_ok=True)
     with open(report, "w") as fh:
@@ -135,6 +142,7 @@ def run_isolated(fn: UnitFn, unit: WorkUnit, cfg: BuildConfig, out: str) -> dict
 def _death_detail(exc: BaseException, out: str, unit: WorkUnit, parent: WorkUnit) -> str:
     """What killed the worker of ``unit``, for its quarantine row: the fatal signal and innermost Python frame
     from the fault handler's report when there is one. Deterministic: the same crash gives the same text."""
+    # here: Ray takes ~1 s to import, and only a Ray build gets here
     from ray.exceptions import NodeDiedError, OutOfMemoryError
 
     report = _crash_report(out, unit.unit_id)
@@ -163,9 +171,6 @@ def write_crashed_record(state, unit: WorkUnit, cfg: BuildConfig, detail: str) -
     """Finish a single-record unit whose worker died on every attempt: its only output is a quarantine row
     per record id, with the ingest counters that make the manifest reconcile (the record came in and was
     quarantined; its captions were never read, so they are not counted)."""
-    from pipeline.units import write_unit_outputs
-    from schemas.quarantine import Reject
-
     kind, stage = unit.source_kind, f"ingest_{unit.source_kind}"
     if kind == "video":
         row = unit.rows[0]  # (video_id, path, captions, split, …)
@@ -189,13 +194,6 @@ def merge_split_unit(unit: WorkUnit, parts: Sequence[WorkUnit], cfg: BuildConfig
     in record order, quarantine rows under the unit's id, stage counters and timings summed. Then remove the
     parts.
     Idempotent: a unit that is already published is returned as it is."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from pipeline.runstate import RunState
-    from pipeline.units import write_unit_outputs
-    from schemas.quarantine import Reject
-
     state = RunState(out)
     if state.is_done(unit.unit_id):
         stats = state.read_stats(unit.unit_id)
@@ -245,38 +243,19 @@ class RayExecutor:
         self.timings: dict[str, float] = {}  # seconds: ray start, running units, ray stop
 
     def _init_ray(self):
-        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-        import ray
-
-        if ray.is_initialized():
-            return ray, False
         # Fault-injection switches (tests) reach the workers, which do not inherit this process's environment.
         env = {k: v for k, v in os.environ.items() if k.startswith("MOVID_FAULT_")}
         missing = [k for k in self.cfg.forward_env if k not in os.environ]
         if missing:
             raise ExecutorError(f"ray.forward_env: {', '.join(missing)} not set in this environment")
         env |= {k: os.environ[k] for k in self.cfg.forward_env}
-        runtime_env = {"env_vars": env} if env else {}
-        if self.cfg.address:
-            import configs
-            import pipeline
-            import schemas
-            import stages
+        started = start_ray(self.cfg.address, num_cpus=self.cfg.num_cpus, object_store_memory=self.cfg.object_store_memory,
+                            env_vars=env, cluster_env=WORKER_ENV)  # fmt: skip
+        import ray  # (imported by start_ray already: ~1 s, and only this executor needs it)
 
-            # Ship movid's own code to the cluster; its dependencies must be installed on the nodes.
-            runtime_env["py_modules"] = [pipeline, stages, schemas, configs]
-            ray.init(address=self.cfg.address, runtime_env=runtime_env, log_to_driver=True)
-        else:
-            # A private Ray that lives as long as this build: no dashboard, no token to manage. "local": a new
-            # instance even where another Ray already runs (plain ray.init() would join that one).
-            os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-            ray.init(address="local", num_cpus=self.cfg.num_cpus, object_store_memory=self.cfg.object_store_memory,
-                     include_dashboard=False, log_to_driver=True, runtime_env=runtime_env or None)  # fmt: skip
-        return ray, True
+        return ray, started
 
     def run(self, fn: UnitFn, units: Sequence[WorkUnit], cfg: BuildConfig, out: str, show_progress=True) -> list[dict]:
-        from pipeline.runstate import RunState
-
         splitting = _tidy_split_parts(RunState(out))
         if not units:
             return []
@@ -293,25 +272,17 @@ class RayExecutor:
                             "ray_stop": round(time.perf_counter() - t2, 3)}  # fmt: skip
 
     def _run(self, ray, fn, units, cfg, out, show_progress, splitting: set[str]) -> list[dict]:
+        # here: Ray takes ~1 s to import, and only a Ray build gets here
         from ray.exceptions import NodeDiedError, OutOfMemoryError, WorkerCrashedError
 
-        from pipeline.runstate import RunState
-
         worker_died = (WorkerCrashedError, NodeDiedError, OutOfMemoryError)
-        # Ray re-runs a task whose worker died (system errors); an exception from the unit is final.
-        opts = {"num_cpus": 1, "max_retries": self.cfg.max_retries, "retry_exceptions": False}
-        tasks = {"unit": ray.remote(**opts)(fn), "part": ray.remote(**opts)(run_isolated),
-                 "merge": ray.remote(**opts)(merge_split_unit)}  # fmt: skip
+        tasks = _remote_tasks(ray, fn, self.cfg.max_retries)
         a = cfg.annotator
         if a.backend == "openai" and (a.requests_per_minute or a.tokens_per_minute):
-            from pipeline.config import config_hash
-            from pipeline.ratelimit import actor_name, start_shared_limiter
-
             # one limit for every worker of the build (kept alive by this reference while units run)
             limiter = start_shared_limiter(ray, actor_name(config_hash(cfg)), a.requests_per_minute,  # noqa: F841
                                            a.tokens_per_minute)  # fmt: skip
         cfg_ref = ray.put(cfg)
-        state = RunState(out)
         window = self.cfg.max_in_flight or max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
         # jobs: ("unit", unit, None), ("split", unit, None), ("part", part, its unit), ("merge", unit, None)
         queue = deque(("split" if u.unit_id in splitting else "unit", u, None) for u in units)
@@ -334,13 +305,7 @@ class RayExecutor:
                         parts_left[unit.unit_id] = len(parts_of[unit.unit_id])
                         queue.extendleft(("part", p, unit) for p in reversed(parts_of[unit.unit_id]))
                         continue
-                    if job == "unit":
-                        ref = tasks["unit"].remote(unit, cfg_ref, out)
-                    elif job == "part":
-                        ref = tasks["part"].remote(fn, unit, cfg_ref, out)
-                    else:
-                        ref = tasks["merge"].remote(unit, parts_of[unit.unit_id], cfg_ref, out)
-                    in_flight[ref] = (job, unit, parent)
+                    in_flight[_submit(tasks, job, unit, fn, cfg_ref, out, parts_of)] = (job, unit, parent)
                 done, _ = ray.wait(list(in_flight), num_returns=1)
                 for ref in done:
                     job, unit, parent = in_flight.pop(ref)
@@ -355,13 +320,7 @@ class RayExecutor:
                             continue
                         if job == "merge":
                             raise stop(unit.unit_id, exc) from exc
-                        detail = _death_detail(exc, out, unit, parent)
-                        log.warning("work unit %s: %s — quarantined (%s)", parent.unit_id, detail, WORKER_CRASHED)
-                        try:
-                            write_crashed_record(state, unit, cfg, detail)
-                        except Exception as exc2:
-                            raise stop(unit.unit_id, exc2) from exc2
-                        shutil.rmtree(_crash_report(out, unit.unit_id).parent, ignore_errors=True)
+                        _quarantine_crashed(unit, parent, exc, cfg, out, stop)
                     except Exception as exc:
                         raise stop(unit.unit_id, exc) from exc
                     if job == "part":
@@ -372,6 +331,35 @@ class RayExecutor:
                     results[unit.unit_id] = stats
                     bar.update(1)
         return [results[u.unit_id] for u in units]
+
+
+def _remote_tasks(ray, fn: UnitFn, max_retries: int) -> dict:
+    """The Ray tasks of a build: a unit, a single-record part of a split unit, the merge of its parts."""
+    # Ray re-runs a task whose worker died (system errors); an exception from the unit is final.
+    opts = {"num_cpus": 1, "max_retries": max_retries, "retry_exceptions": False}
+    return {"unit": ray.remote(**opts)(fn), "part": ray.remote(**opts)(run_isolated),
+            "merge": ray.remote(**opts)(merge_split_unit)}  # fmt: skip
+
+
+def _submit(tasks: dict, job: str, unit: WorkUnit, fn: UnitFn, cfg_ref, out: str, parts_of: dict):
+    """Start a Ray task for ``job`` (unit | part | merge) of ``unit``; its object ref."""
+    if job == "unit":
+        return tasks["unit"].remote(unit, cfg_ref, out)
+    if job == "part":
+        return tasks["part"].remote(fn, unit, cfg_ref, out)
+    return tasks["merge"].remote(unit, parts_of[unit.unit_id], cfg_ref, out)
+
+
+def _quarantine_crashed(unit: WorkUnit, parent: WorkUnit, exc: BaseException, cfg: BuildConfig, out: str, stop) -> None:
+    """A single-record part whose worker died on every attempt: its record goes to quarantine (``stop``: what
+    ends the build when even that fails)."""
+    detail = _death_detail(exc, out, unit, parent)
+    log.warning("work unit %s: %s — quarantined (%s)", parent.unit_id, detail, WORKER_CRASHED)
+    try:
+        write_crashed_record(RunState(out), unit, cfg, detail)
+    except Exception as exc2:
+        raise stop(unit.unit_id, exc2) from exc2
+    shutil.rmtree(_crash_report(out, unit.unit_id).parent, ignore_errors=True)
 
 
 def make_executor(cfg: BuildConfig):

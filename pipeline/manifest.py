@@ -13,6 +13,7 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from pipeline.bench import commit_bench
 from pipeline.config import BuildConfig, config_to_dict
 from pipeline.runstate import RunState, atomic_write_bytes, atomic_write_json
 from pipeline.units import NO_SPLIT
@@ -243,8 +244,7 @@ def commit_build(state: RunState, unit_stats: list[dict], cfg: BuildConfig, iden
         raise BuildError("table-level validation failed (details in "
                          f"{state.dir}/failed-validation.json and {state.out}/validation/data_docs/index.html):\n"
                          + "\n".join(lines))  # fmt: skip
-    from model.bench import commit_bench  # the QA bench from the committed test split (bench.enabled)
-
+    # the QA bench from the committed test split (bench.enabled)
     if (bench := commit_bench(state.out, manifest["shards"], cfg)) is not None:
         manifest["shards"] += bench["shards"]
         manifest["counts"]["bench"] = {"all": bench["rows"]}

@@ -2,43 +2,18 @@
 
 Each request asks the actor for a slot (``acquire(tokens)``) and sleeps until it; the actor spaces starts
 by 60 / requests_per_minute seconds and by tokens × 60 / tokens_per_minute, cluster-wide. Without Ray
-(the local executor) the same arithmetic runs in-process.
+(the local executor) the same arithmetic runs in-process (``stages.llm_runtime.LocalLimiter``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
+
+from stages.llm_runtime import LocalLimiter, Schedule
 
 __all__ = ["LocalLimiter", "SharedLimiter", "actor_name", "make_limiter", "start_shared_limiter"]
 
 NAMESPACE = "movid"
-
-
-class _Schedule:
-    def __init__(self, requests_per_minute: float | None, tokens_per_minute: float | None):
-        self.req_interval = 60.0 / requests_per_minute if requests_per_minute else 0.0
-        self.tok_rate = tokens_per_minute / 60.0 if tokens_per_minute else 0.0
-        self.next_req = self.next_tok = 0.0
-
-    def reserve(self, tokens: int) -> float:
-        """Seconds from now until this request may start; books its slot."""
-        now = time.time()
-        start = max(now, self.next_req, self.next_tok)
-        self.next_req = start + self.req_interval
-        if self.tok_rate:
-            self.next_tok = max(self.next_tok, start) + tokens / self.tok_rate
-        return start - now
-
-
-class LocalLimiter:
-    def __init__(self, requests_per_minute=None, tokens_per_minute=None):
-        self.schedule = _Schedule(requests_per_minute, tokens_per_minute)
-
-    async def wait(self, tokens: int = 0) -> None:
-        delay = self.schedule.reserve(tokens)
-        if delay > 0:
-            await asyncio.sleep(delay)
 
 
 class SharedLimiter:
@@ -59,7 +34,7 @@ def actor_name(config_hash: str) -> str:
 
 def start_shared_limiter(ray, name: str, requests_per_minute, tokens_per_minute):
     """Create (or find) the build's limiter actor; call on the driver before submitting units."""
-    actor_cls = ray.remote(num_cpus=0)(_Schedule)
+    actor_cls = ray.remote(num_cpus=0)(Schedule)
     return actor_cls.options(name=name, namespace=NAMESPACE, get_if_exists=True, lifetime=None).remote(
         requests_per_minute, tokens_per_minute)  # fmt: skip
 

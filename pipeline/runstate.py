@@ -135,7 +135,7 @@ class RunState:
         owned += [p for p in listed if _is_shard_path(p)]  # (a manifest may have been edited: nothing else)
         owned += ["validation/report.json", *OWNED_TREES]
         splits = {s.get("split") for s in shards if isinstance(s, dict) and s.get("table") == "instruction"}
-        from model.export import FORMATS
+        from schemas.instruction import EXPORT_FORMATS as FORMATS
 
         # `movid export` writes OUT/export/<format>/<split>.json by default
         owned += [f"export/{fmt}/{split}.json" for fmt in FORMATS for split in sorted(map(str, splits))]

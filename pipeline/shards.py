@@ -41,19 +41,27 @@ def file_sha256(path: str | Path) -> str:
 
 
 def write_table_shards(
-    table: pa.Table, table_name: str, folder: Path, *, max_rows: int, compression: str, row_group_rows: int
+    table: pa.Table, table_name: str, folder: Path, *, max_rows: int, compression: str, row_group_rows: int,
+    file_name: str = "{:05d}.parquet", min_files: int = 0, write_bytes=None,
 ) -> list[dict]:
-    """Write ``table`` as ``folder/00000.parquet``, ``00001``… Returns one record per file (path relative to
-    ``folder``). The caller owns atomicity (``folder`` is a private staging folder)."""
+    """Write ``table`` as ``folder/00000.parquet``, ``00001``… (``file_name``, formatted with the file's index).
+    Returns one record per file (path relative to ``folder``). The caller owns atomicity (``folder`` is a
+    private staging folder), or passes ``write_bytes(path, data)`` (an atomic write of a whole file).
+    ``min_files=1`` writes an empty table as one file with no rows."""
     check_conforms(table, table_name)
     table = table.replace_schema_metadata(with_table_metadata(table.schema, table_name).metadata)
     opts = parquet_options(table.schema, compression, row_group_rows)
     files = []
-    for j, start in enumerate(range(0, table.num_rows, max_rows)):
+    for j, start in enumerate(range(0, max(table.num_rows, min_files), max_rows)):
         part = table.slice(start, max_rows)
-        path = folder / f"{j:05d}.parquet"
+        path = folder / file_name.format(j)
         path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(part, path, **opts)
+        if write_bytes is None:
+            pq.write_table(part, path, **opts)
+        else:
+            sink = pa.BufferOutputStream()
+            pq.write_table(part, sink, **opts)
+            write_bytes(path, sink.getvalue().to_pybytes())
         files.append({"file": path.name, "rows": part.num_rows, "bytes": path.stat().st_size,
                       "sha256": file_sha256(path)})  # fmt: skip
     return files

@@ -30,14 +30,17 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-__all__ = ["ANNOTATOR_TYPE", "INSTRUCTION_SCHEMA", "MODALITIES", "MOTION_PLACEHOLDER", "PLACEHOLDERS", "TASKS",
-           "TURN_TYPE", "VIDEO_PLACEHOLDER"]
+__all__ = ["ANNOTATOR_TYPE", "EXPORT_FORMATS", "INSTRUCTION_SCHEMA", "MODALITIES", "MOTION_PLACEHOLDER", "PLACEHOLDERS",
+           "TASKS", "TURN_TYPE", "VIDEO_PLACEHOLDER"]
 
 # Where a user turn shows its motion / video: the trainer replaces each with the encoder's tokens, the bench
 # removes them from its questions. One spelling for the writer (stages), the checks and the reader (model).
 MOTION_PLACEHOLDER = "<motion>"
 VIDEO_PLACEHOLDER = "<video>"
 PLACEHOLDERS = (MOTION_PLACEHOLDER, VIDEO_PLACEHOLDER)
+
+# the forms `movid export` writes the table in (OUT/export/<format>/<split>.json by default)
+EXPORT_FORMATS = ("llava", "alpaca")
 
 MODALITIES = ("motion", "video", "motion+video")
 TASKS = ("caption", "qa")

@@ -18,7 +18,6 @@ import hashlib
 import io
 import json
 import logging
-import os
 import time
 from collections import Counter, OrderedDict
 from dataclasses import asdict
@@ -55,9 +54,8 @@ PLAUSIBILITY_LIMITS = (
 
 # --- the engine --------------------------------------------------------------------------------------
 def gx_module():
-    """great_expectations, imported quietly: analytics off, and its logger (which reports every function
-    it registers at INFO while importing) at WARNING."""
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    """great_expectations, imported quietly: its logger (which reports every function it registers at INFO
+    while importing) at WARNING. (Analytics are off by GX_ANALYTICS_ENABLED, which the entry points set.)"""
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     import great_expectations
 

@@ -13,6 +13,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # as the movid command sets it (pipeline.cli.ENVIRONMENT)
 
 REAL_HUMANML3D = Path(__file__).parent / "data" / "humanml3d"
 # A caption we write for the real clip 012314 (HumanML3D's own texts are not redistributable).

@@ -91,7 +91,7 @@ def test_read_train_qa_refuses_paths_outside_the_build(tmp_path):
 
 def test_cli_score_shows_model_blind_majority_and_chance(demo_build, tmp_path, capsys):
     from model.bench import read_bench
-    from pipeline.cli import main
+    from movid.cli import main
 
     train = read_train_qa(demo_build)
     bench = read_bench(demo_build / "bench")
@@ -122,7 +122,7 @@ def test_cli_score_shows_model_blind_majority_and_chance(demo_build, tmp_path, c
 
 
 def test_cli_score_rejects_a_bad_baseline_spec(demo_build, tmp_path, capsys):
-    from pipeline.cli import main
+    from movid.cli import main
 
     (tmp_path / "p.jsonl").write_text("")
     for spec in ("blind", "majority=x.jsonl", "=x.jsonl"):

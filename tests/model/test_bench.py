@@ -8,18 +8,11 @@ import random
 import pyarrow.parquet as pq
 import pytest
 
-from model.bench import (
-    MOVID_BENCH_CATEGORIES,
-    BenchLeakError,
-    bench_rows,
-    check_no_leak,
-    commit_bench,
-    qa_pairs,
-    read_bench,
-    select,
-)
+from model.bench import read_bench
+from pipeline.bench import BenchLeakError, bench_rows, check_no_leak, commit_bench, select
 from pipeline.config import BenchConfig, BenchQuotas, BuildConfig, VideoBenchQuotas
 from schemas import check_conforms
+from schemas.bench import MOVID_BENCH_CATEGORIES, qa_pairs
 
 
 def _row(sid, category, split="test", modality="motion", pairs=1, motion_id=None, video_id=None):

@@ -4,7 +4,7 @@ blind twin's answers (``--blind RUN``), the majority baseline and chance."""
 import json
 
 from model.train import train
-from pipeline.cli import main
+from movid.cli import main
 
 
 def test_evaluate_answers_the_bench_and_scores_it(demo_build, tiny_config, tmp_path):

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from pipeline.cli import main
+from movid.cli import main
 from tests.conftest import local_build
 
 

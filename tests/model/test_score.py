@@ -222,7 +222,7 @@ def test_cli_score_with_llm_judge(tmp_path, monkeypatch, capsys):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from pipeline.cli import main
+    from movid.cli import main
     from schemas.bench import BENCH_SCHEMA
 
     monkeypatch.setenv("MOVID_TEST_KEY", KEY)
@@ -251,7 +251,7 @@ def test_cli_score_with_llm_judge(tmp_path, monkeypatch, capsys):
 
 
 def test_cli_score_llm_judge_without_key(tmp_path, monkeypatch, capsys):
-    from pipeline.cli import main
+    from movid.cli import main
 
     monkeypatch.delenv("MOVID_NO_SUCH_KEY", raising=False)
     (tmp_path / "p.jsonl").write_text('{"question_id": "x", "prediction": "y"}\n')

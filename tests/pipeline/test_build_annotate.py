@@ -97,7 +97,7 @@ def test_missing_key_stops_with_the_variable_named(tree, tmp_path, monkeypatch):
 
 
 def test_killed_midway_rerun_repeats_no_finished_request(tree, tmp_path):
-    cmd = [sys.executable, "-m", "pipeline.cli", "build", "--source", f"humanml3d={tree}", "--out", str(tmp_path / "o"),
+    cmd = [sys.executable, "-m", "movid", "build", "--source", f"humanml3d={tree}", "--out", str(tmp_path / "o"),
            "--executor", "local", "--quiet", "--set", "plan.unit_size=2", "--set", "annotator.max_in_flight=2"]
     env = os.environ | {"MOVID_TEST_KEY": KEY}
     with FakeLLM(latency=0.3) as server:

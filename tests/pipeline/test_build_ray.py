@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import local_build
 
 pytestmark = pytest.mark.ray
-MOVID = [sys.executable, "-m", "pipeline.cli"]
+MOVID = [sys.executable, "-m", "movid"]
 
 
 @pytest.fixture(scope="module")

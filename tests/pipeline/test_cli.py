@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-MOVID = [sys.executable, "-m", "pipeline.cli"]
+MOVID = [sys.executable, "-m", "movid"]
 
 
 def run(*args, **kw):
@@ -52,7 +52,7 @@ def test_inspect_of_a_non_build_fails_clearly(tmp_path):
 def test_help_lists_every_command(capsys):
     import pytest
 
-    from pipeline.cli import main
+    from movid.cli import main
 
     with pytest.raises(SystemExit) as exc:
         main(["--help"])

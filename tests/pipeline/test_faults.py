@@ -26,7 +26,7 @@ import pytest
 from tests.conftest import local_build
 
 pytestmark = pytest.mark.ray
-MOVID = [sys.executable, "-m", "pipeline.cli"]
+MOVID = [sys.executable, "-m", "movid"]
 SETS = ("plan.unit_size=2", "shard.max_rows=50")  # 8 units of 2 records: kills land between and inside units
 # Most builds here run without record-level validation: it is not what they test, and every fresh process (each
 # rerun, each Ray worker replacing a dead one) would import great-expectations again. The node-loss test and the

@@ -8,7 +8,7 @@ import subprocess
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.cli import main
+from movid.cli import main
 from pipeline.sample_data import write_sample_humanml3d, write_sample_videos
 from tests.conftest import local_build
 

@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pyarrow.parquet as pq
 
-from pipeline.cli import main
+from movid.cli import main
 from tests.conftest import local_build
 
 

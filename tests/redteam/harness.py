@@ -50,7 +50,7 @@ class CliResult:
 
 def cli(*argv: str, env: dict | None = None, timeout: float = 300, cwd: str | Path | None = None) -> CliResult:
     """``movid ARGV`` in a fresh process (the faithful path: tracebacks, exit codes and stderr are real)."""
-    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", *map(str, argv)], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "movid", *map(str, argv)], capture_output=True, text=True,
                           env=env or secret_env(), timeout=timeout, cwd=cwd)  # fmt: skip
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
@@ -59,7 +59,7 @@ def cli_inproc(*argv: str) -> CliResult:
     """``movid ARGV`` in this process (no start-up cost): ``main`` must return an exit code, never raise — an
     exception escaping ``main`` is what would print a traceback. ``SystemExit`` (argparse's usage errors)
     gives its code."""
-    from pipeline.cli import main
+    from movid.cli import main
 
     out, err = io.StringIO(), io.StringIO()
     with redirect_stdout(out), redirect_stderr(err):

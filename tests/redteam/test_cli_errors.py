@@ -82,7 +82,7 @@ def test_a_user_error_is_one_line_and_exit_2(tmp_path, tree, case):
 
 
 def _as_user(*argv) -> CliResult:
-    proc = subprocess.run([*without_file_privileges(), sys.executable, "-m", "pipeline.cli", *map(str, argv)],
+    proc = subprocess.run([*without_file_privileges(), sys.executable, "-m", "movid", *map(str, argv)],
                           capture_output=True, text=True, env=secret_env(), timeout=300)  # fmt: skip
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
@@ -120,9 +120,9 @@ def _raising(exc: BaseException):
 
 
 def test_a_bug_is_one_line_exit_1_and_the_traceback_in_a_file(tmp_path, monkeypatch):
-    import pipeline.inspect_build
+    import pipeline.cli  # the command module holds the name it calls
 
-    monkeypatch.setattr(pipeline.inspect_build, "inspect_build", _raising(ZeroDivisionError("division by zero")))
+    monkeypatch.setattr(pipeline.cli, "inspect_build", _raising(ZeroDivisionError("division by zero")))
     res = cli_inproc("inspect", tmp_path)
     assert res.rc == 1 and "Traceback" not in res.stderr
     lines = [ln for ln in res.stderr.splitlines() if ln.startswith("movid:")]
@@ -137,9 +137,9 @@ def test_a_bug_is_one_line_exit_1_and_the_traceback_in_a_file(tmp_path, monkeypa
 
 
 def test_an_io_error_that_is_not_a_path_problem_is_exit_1_with_its_traceback(tmp_path, monkeypatch):
-    import pipeline.inspect_build
+    import pipeline.cli  # the command module holds the name it calls
 
-    monkeypatch.setattr(pipeline.inspect_build, "inspect_build", _raising(OSError(errno.EIO, "Input/output error")))
+    monkeypatch.setattr(pipeline.cli, "inspect_build", _raising(OSError(errno.EIO, "Input/output error")))
     res = cli_inproc("inspect", tmp_path)
     assert res.rc == 1 and "Traceback" not in res.stderr and "Input/output error" in res.stderr
     path = Path(re.search(r"the full traceback is in (\S+)", res.stderr).group(1))
@@ -147,16 +147,16 @@ def test_an_io_error_that_is_not_a_path_problem_is_exit_1_with_its_traceback(tmp
 
 
 def test_a_permission_error_is_a_user_error(tmp_path, monkeypatch):
-    import pipeline.inspect_build
+    import pipeline.cli  # the command module holds the name it calls
 
-    monkeypatch.setattr(pipeline.inspect_build, "inspect_build",
+    monkeypatch.setattr(pipeline.cli, "inspect_build",
                         _raising(PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "x"))))  # fmt: skip
     assert_one_line_error(cli_inproc("inspect", tmp_path), "Permission denied", str(tmp_path / "x"))
 
 
 def test_ctrl_c_is_a_line_not_a_traceback(tmp_path, monkeypatch):
-    import pipeline.inspect_build
+    import pipeline.cli  # the command module holds the name it calls
 
-    monkeypatch.setattr(pipeline.inspect_build, "inspect_build", _raising(KeyboardInterrupt()))
+    monkeypatch.setattr(pipeline.cli, "inspect_build", _raising(KeyboardInterrupt()))
     res = cli_inproc("inspect", tmp_path)
     assert res.rc == 130 and "Traceback" not in res.stderr and "interrupted" in res.stderr

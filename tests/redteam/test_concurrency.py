@@ -4,7 +4,7 @@ refused at once — exit 2, one line naming the first run's pid and host — or,
 left in ``OUT`` are byte for byte those of a clean build of the config that won. A SIGKILLed build leaves no
 lock that blocks its resume.
 
-Real processes (``python -m pipeline.cli``, local executor); ``MOVID_FAULT_UNIT_DELAY_S`` makes the first build
+Real processes (``python -m movid``, local executor); ``MOVID_FAULT_UNIT_DELAY_S`` makes the first build
 slow enough for the second to start while it runs. Whether the second really started while the first held
 ``OUT`` is checked, not assumed: a scenario that did not overlap (a machine too loaded to start the second
 process in time) is run again with a longer delay.
@@ -57,7 +57,7 @@ def shards(out: Path) -> dict[str, str]:
 def start(src: Path, out: Path, *extra: str, delay: float = 0.0, command: str = "build") -> subprocess.Popen:
     env = secret_env(**({"MOVID_FAULT_UNIT_DELAY_S": str(delay)} if delay else {}))
     args = ["build", "--source", f"humanml3d={src}", "--out", str(out), *SETS] if command == "build" else [command, str(out)]
-    return subprocess.Popen([sys.executable, "-m", "pipeline.cli", *args, *extra], stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "movid", *args, *extra], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
 
 

@@ -68,9 +68,9 @@ def build(src: Path, out: Path, *extra: str):
 def overwritten(tmp_path_factory, base):
     root = tmp_path_factory.mktemp("overwrite")
     src, out = _case(root, base)
-    subprocess.run([sys.executable, "-m", "pipeline.cli", "report", str(out), "--samples", "1"], check=True,
+    subprocess.run([sys.executable, "-m", "movid", "report", str(out), "--samples", "1"], check=True,
                    capture_output=True, env=secret_env())  # fmt: skip
-    subprocess.run([sys.executable, "-m", "pipeline.cli", "export", str(out), "--format", "llava"], check=True,
+    subprocess.run([sys.executable, "-m", "movid", "export", str(out), "--format", "llava"], check=True,
                    capture_output=True, env=secret_env())  # fmt: skip
     victim = root / "victim"  # outside OUT: nothing in it may change
     (victim / "docs").mkdir(parents=True)
@@ -228,7 +228,7 @@ def test_read_only_out_is_a_one_line_error(tmp_path, base):
             p.chmod(0o555 if p.is_dir() else 0o444)
     before = Sandbox(tmp_path).snapshot()
     try:
-        proc = subprocess.run([*without_file_privileges(), sys.executable, "-m", "pipeline.cli", "build", "--source",
+        proc = subprocess.run([*without_file_privileges(), sys.executable, "-m", "movid", "build", "--source",
                                f"humanml3d={src}", "--out", str(out), *SETS, "--set", "seed=1", "--overwrite"],
                               capture_output=True, text=True, env=secret_env(), timeout=300)  # fmt: skip
         assert_one_line_error(CliResult(proc.returncode, proc.stdout, proc.stderr), "not writable")

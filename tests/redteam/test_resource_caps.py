@@ -33,7 +33,7 @@ _WRAPPER = ("import json, resource, subprocess, sys; p = subprocess.run(sys.argv
 
 
 def _peak_rss_build(out, *sources: str) -> dict:
-    argv = [sys.executable, "-m", "pipeline.cli", "build", "--out", str(out), "--executor", "local", "--quiet"]
+    argv = [sys.executable, "-m", "movid", "build", "--out", str(out), "--executor", "local", "--quiet"]
     for s in sources:
         argv += ["--source", s]
     proc = subprocess.run([sys.executable, "-c", _WRAPPER, *argv], capture_output=True, text=True, env=secret_env(),

@@ -79,7 +79,7 @@ def test_unknown_http_client_is_refused(tmp_path, key_env):
 def test_prefetch_stays_within_its_lead_and_workers_never_wait_for_it():
     import time
 
-    from stages.llm_client import _Prefetch
+    from stages.llm_runtime import Prefetch as _Prefetch
 
     seen = []
 
@@ -111,7 +111,7 @@ def test_redaction_removes_the_key_in_every_form_and_any_long_piece_of_it():
     import base64
     from urllib.parse import quote
 
-    from stages.llm_client import Redactor
+    from stages.llm_reply import Redactor
 
     r = Redactor([SECRET, None, ""])
     header = f"Bearer {SECRET}"
@@ -151,7 +151,7 @@ def test_redaction_removes_the_key_in_every_form_and_any_long_piece_of_it():
 def test_retry_after_is_bounded_by_the_backoff_cap_and_garbage_is_ignored(headers, expected):
     from types import SimpleNamespace
 
-    from stages.llm_client import _retry_after
+    from stages.llm_reply import retry_after as _retry_after
 
     got = _retry_after(SimpleNamespace(headers=headers), 5.0)
     assert got == expected and (got is None or 0 <= got <= 5.0)

@@ -1,0 +1,7 @@
+"""``python -m movid …`` is the ``movid`` command."""
+
+import sys
+
+from movid.cli import main
+
+sys.exit(main())
