@@ -39,6 +39,7 @@ def _cmd_sample_data(args) -> int:
 def _cmd_build(args) -> int:
     from pipeline.build import build, summarize
     from pipeline.config import load_config
+    from pipeline.faults import FaultPlan
 
     overrides = list(args.set or [])
     if args.executor:
@@ -60,7 +61,9 @@ def _cmd_build(args) -> int:
               + (f" (budget ${e['budget_usd']:.2f})" if e["budget_usd"] is not None else ""))  # fmt: skip
         return 0
     t0 = time.perf_counter()
-    manifest = build(cfg, args.out, overwrite=args.overwrite, show_progress=not args.quiet, wait=args.wait)
+    faults = FaultPlan.from_env(os.environ)  # test-only MOVID_FAULT_* switches, read here and nowhere else
+    manifest = build(cfg, args.out, overwrite=args.overwrite, show_progress=not args.quiet, wait=args.wait,
+                     faults=faults)  # fmt: skip
     u = manifest["units"]
     print(f"built {args.out} in {time.perf_counter() - t0:.1f}s — {u['ran']} work unit(s) run, {u['skipped']} "
           f"already done ({cfg.executor} executor)")  # fmt: skip

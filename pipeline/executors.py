@@ -168,13 +168,13 @@ def write_crashed_record(state, unit: WorkUnit, cfg: BuildConfig, detail: str) -
 
     kind, stage = unit.source_kind, f"ingest_{unit.source_kind}"
     if kind == "video":
-        row = unit.rows[0]  # (video_id, path, captions, split, …)
-        rejects = [Reject(row[0], "video", stage, WORKER_CRASHED, detail, kind, row[1], row[3])]
+        row = unit.rows[0]  # a VideoRow
+        rejects = [Reject(row.video_id, "video", stage, WORKER_CRASHED, detail, kind, row.path, row.split)]
         counts = {"videos_in": 1, "videos_quarantined": 1}
     else:
         if kind == "amass":
-            row = unit.rows[0]  # (new_name, source_path, start_frame, end_frame, split, m_split)
-            splits, path = [s for s in (row[4], row[5]) if s], row[1]
+            row = unit.rows[0]  # an AmassRow
+            splits, path = list(row.record_splits()), row.source_path
         else:
             splits, path = [unit.split] * len(unit.record_ids), None
         rejects = [Reject(rid, "motion", stage, WORKER_CRASHED, detail, kind, path, split)
@@ -250,8 +250,7 @@ class RayExecutor:
 
         if ray.is_initialized():
             return ray, False
-        # Fault-injection switches (tests) reach the workers, which do not inherit this process's environment.
-        env = {k: v for k, v in os.environ.items() if k.startswith("MOVID_FAULT_")}
+        env: dict[str, str] = {}
         missing = [k for k in self.cfg.forward_env if k not in os.environ]
         if missing:
             raise ExecutorError(f"ray.forward_env: {', '.join(missing)} not set in this environment")
