@@ -264,7 +264,7 @@ LINK = Stage("link", None, ("video.motion_id", "motion.motion_id", "quarantine.*
                                                                                      "quarantine"),
              tuple(f"{t}_{c}" for t in ("video", "instruction") for c in ("in", "out", "quarantined")),
              tuple(Balance(f"link_{t}", f"{t}_in", f"{t}_out", f"{t}_quarantined", only_if_any=True)
-                   for t in ("motion", "video", "instruction")))  # fmt: skip
+                   for t in ("video", "instruction")))  # fmt: skip
 
 _AFTER = ("validate", "clip_stats")
 _MOTION_TEXT = ("caption_instructions", *(t.stage for t in TASKS.values() if t.table == "motion"))
@@ -327,7 +327,7 @@ def render_graph() -> str:
         lines.append(f"{kind} source → plan (WorkUnit rows) →")
         for name in names:
             s = STAGES[name]
-            tables = sorted({c.split(".")[0] for c in s.inputs})
+            tables = list(dict.fromkeys(c.split(".")[0] for c in s.inputs))
             lines.append(f"  {name:<28} reads {', '.join(tables):<26} → writes {', '.join(s.outputs)}")
         lines.append("")
     lines.append("after all units: link (video, instruction → quarantine); commit → OUT/<table>/<split>/part-*.parquet,")

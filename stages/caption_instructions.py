@@ -18,8 +18,6 @@ __all__ = ["CAPTION_PROMPTS", "MOTION_PLACEHOLDER", "PROMPT_VERSION", "VIDEO_PLA
            "video_caption_instructions"]
 
 STAGE = "caption_instructions"
-INPUT_COLUMNS = ("motion_id", "split", "texts")
-OUTPUT_TABLES = ("instruction",)
 PROMPT_VERSION = "caption-templates/v1"
 # The trainer replaces this placeholder with the motion encoder's tokens.
 MOTION_PLACEHOLDER = "<motion>"
@@ -58,7 +56,7 @@ def caption_instructions(batch: pa.Table, cfg=None, *, seed: int = 0) -> StageRe
                  "params": json.dumps({"seed": seed}, sort_keys=True)}  # fmt: skip
     rows = []
     counts: Counter = Counter()
-    for rec in batch.select(list(INPUT_COLUMNS)).to_pylist():
+    for rec in batch.select(["motion_id", "split", "texts"]).to_pylist():
         for i, text in enumerate(rec["texts"]):
             counts["captions_in"] += 1
             sample_id = f"{rec['motion_id']}/caption/{i}"
