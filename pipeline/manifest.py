@@ -146,7 +146,7 @@ def _annotator_usage(c: Counter, cfg: BuildConfig) -> dict:
 
 def _validation(state: RunState, moves: list[dict], validated: Counter, cfg: BuildConfig) -> dict:
     """Record-level results (from the units) and the table-level checks over the committed shards."""
-    from pipeline.validation import DATA_DOCS, table_checks
+    from pipeline.table_checks import DATA_DOCS, table_checks
 
     if not cfg.validation.enabled:  # no suites at all (and no great-expectations import)
         return {"enabled": False, "table_level": {"ok": True, "checks": {}}}
@@ -187,6 +187,21 @@ def _dataset_card(manifest: dict) -> str:
     for table, schema in TABLES.items():
         lines.append(f"### {table}\n\n```\n{schema.to_string(show_schema_metadata=False)}\n```\n")
     return "\n".join(lines) + "\n"
+
+
+def _refuse_failed(state: RunState, checks: dict, table_level: dict, cfg: BuildConfig) -> None:
+    """Stop the commit (BuildError, details under ``.movid/``) when the counts do not reconcile, or the
+    table-level checks failed and ``validation.fail_on_table_errors`` is set."""
+    if not checks["ok"]:
+        atomic_write_json(state.dir / "failed-reconciliation.json", checks)
+        raise BuildError(f"counts do not reconcile (a bug in movid; details in {state.dir}/failed-reconciliation.json)")
+    if not table_level["ok"] and cfg.validation.fail_on_table_errors:
+        atomic_write_json(state.dir / "failed-validation.json", table_level)
+        bad = {k: v for k, v in table_level["checks"].items() if not v["ok"]}
+        lines = [f"  {k}: {v['unexpected']} rows, e.g. {v['examples'][:3]}" for k, v in bad.items()]
+        raise BuildError("table-level validation failed (details in "
+                         f"{state.dir}/failed-validation.json and {state.out}/validation/data_docs/index.html):\n"
+                         + "\n".join(lines))  # fmt: skip
 
 
 def commit_build(state: RunState, unit_stats: list[dict], cfg: BuildConfig, identity: dict, extra: dict) -> dict:
@@ -235,17 +250,7 @@ def commit_build(state: RunState, unit_stats: list[dict], cfg: BuildConfig, iden
     manifest["seconds"] = manifest.get("seconds", {}) | {
         "unit_stages": {k: round(v, 3) for k, v in sorted(stage_seconds.items())},  # summed over units (CPU-ish)
         "table_checks": round(time.perf_counter() - t0, 3)}  # fmt: skip
-    if not checks["ok"]:
-        atomic_write_json(state.dir / "failed-reconciliation.json", checks)
-        raise BuildError(f"counts do not reconcile (a bug in movid; details in {state.dir}/failed-reconciliation.json)")
-    table_level = manifest["validation"]["table_level"]
-    if not table_level["ok"] and cfg.validation.fail_on_table_errors:
-        atomic_write_json(state.dir / "failed-validation.json", table_level)
-        bad = {k: v for k, v in table_level["checks"].items() if not v["ok"]}
-        lines = [f"  {k}: {v['unexpected']} rows, e.g. {v['examples'][:3]}" for k, v in bad.items()]
-        raise BuildError("table-level validation failed (details in "
-                         f"{state.dir}/failed-validation.json and {state.out}/validation/data_docs/index.html):\n"
-                         + "\n".join(lines))  # fmt: skip
+    _refuse_failed(state, checks, manifest["validation"]["table_level"], cfg)
     from model.bench import commit_bench  # the QA bench from the committed test split (bench.enabled)
 
     if (bench := commit_bench(state.out, manifest["shards"], cfg)) is not None:

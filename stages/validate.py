@@ -138,68 +138,77 @@ def _kept(table: pa.Table, keep: np.ndarray) -> pa.Table:
     return table if keep.all() else table.filter(pa.array(keep))
 
 
+def _reject_rows(name: str, table: pa.Table, id_col: str, failures, df, ctx: dict) -> np.ndarray:
+    """Quarantine the rows of ``table`` that ``failures`` name (the first reason of each row); returns which
+    rows stay. ``ctx``: the plausibility config, the source, and the rejects and counters to add to."""
+    first: dict[int, tuple[str, str]] = {}
+    for meta, rows, result in failures:
+        reason = meta.get("reason") or (meta.get("quarantine_reason") if ctx["plaus"].action == "quarantine" else None)
+        if reason is None and not meta.get("reason_in"):
+            continue
+        for r in rows:
+            why = df[meta["reason_in"]].iat[r] if meta.get("reason_in") else reason
+            first.setdefault(r, (why, _detail(df, r, meta, result)))
+    ids = table.column(id_col).to_pylist()
+    paths = table.column("source_path").to_pylist() if "source_path" in table.column_names else [None] * len(ids)
+    splits = table.column("split").to_pylist()
+    counters = ctx["counters"]
+    for r, (reason, detail) in sorted(first.items()):
+        ctx["rejects"].append(Reject(ids[r], name, "validate", reason, f"{ids[r]}: {detail}", ctx["source"], paths[r],
+                                     splits[r]))  # fmt: skip
+        counters[f"dropped_{reason}"] += 1
+    keep = np.ones(table.num_rows, dtype=bool)
+    keep[list(first)] = False
+    counters[f"{name}_in"] += table.num_rows
+    counters[f"{name}_quarantined"] += len(first)
+    counters[f"{name}_out"] += int(keep.sum())
+    return keep
+
+
+def _validate_motion(t: pa.Table, suites: dict, ctx: dict) -> tuple[pa.Table, object]:
+    """The motion rows kept (with their plausibility flags) and the summary they were judged on."""
+    plaus = ctx["plaus"]
+    df = motion_summary(t, plaus)
+    failures = run_suite("motion", df, suites["motion"])
+    if plaus.action != "off":
+        failures += _plausibility_failures(df, plaus)  # after the contract: its reasons come first
+    keep = _reject_rows("motion", t, "motion_id", failures, df, ctx)
+    flags: list[list[str]] = [[] for _ in range(t.num_rows)]
+    if plaus.action == "flag":
+        for meta, rows, _ in failures:
+            if meta.get("flag"):
+                for r in rows:
+                    flags[r].append(meta["flag"])
+    t = t.set_column(t.schema.get_field_index("quality_flags"), t.schema.field("quality_flags"),
+                     pa.array([sorted(f) for f in flags], t.schema.field("quality_flags").type))  # fmt: skip
+    for f, k in zip(flags, keep, strict=True):
+        if k:
+            ctx["counters"].update(f"flagged_{x}" for x in f)
+    return _kept(t, keep), df
+
+
 def validate_tables(tables: dict[str, pa.Table], cfg, *, source: str) -> StageResult:
     """Validate a unit's ``motion``, ``video`` and ``instruction`` tables (``cfg``: the BuildConfig).
     Returns the accepted tables (motion rows carry their plausibility flags) and the rejects; counters
     ``<table>_in/_out/_quarantined``, ``dropped_<reason>`` and ``flagged_<flag>``."""
     plaus = cfg.validation.plausibility
     suites = _suites_for(cfg.ingest, cfg.frames, plaus)
-    out, rejects, counters = dict(tables), [], Counter()
-
-    def reject_rows(name, table, id_col, failures, df):
-        first: dict[int, tuple[str, str]] = {}
-        for meta, rows, result in failures:
-            reason = meta.get("reason") or (meta.get("quarantine_reason") if plaus.action == "quarantine" else None)
-            if reason is None and not meta.get("reason_in"):
-                continue
-            for r in rows:
-                why = df[meta["reason_in"]].iat[r] if meta.get("reason_in") else reason
-                first.setdefault(r, (why, _detail(df, r, meta, result)))
-        ids = table.column(id_col).to_pylist()
-        paths = table.column("source_path").to_pylist() if "source_path" in table.column_names else [None] * len(ids)
-        splits = table.column("split").to_pylist()
-        for r, (reason, detail) in sorted(first.items()):
-            rejects.append(Reject(ids[r], name, "validate", reason, f"{ids[r]}: {detail}", source, paths[r], splits[r]))
-            counters[f"dropped_{reason}"] += 1
-        keep = np.ones(table.num_rows, dtype=bool)
-        keep[list(first)] = False
-        counters[f"{name}_in"] += table.num_rows
-        counters[f"{name}_quarantined"] += len(first)
-        counters[f"{name}_out"] += int(keep.sum())
-        return keep
-
+    out = dict(tables)
+    ctx = {"plaus": plaus, "source": source, "rejects": [], "counters": Counter()}
     motion_before = motion_after = None
     if "motion" in tables and tables["motion"].num_rows:
-        t = tables["motion"]
-        df = motion_summary(t, plaus)
-        failures = run_suite("motion", df, suites["motion"])
-        if plaus.action != "off":
-            failures += _plausibility_failures(df, plaus)  # after the contract: its reasons come first
-        keep = reject_rows("motion", t, "motion_id", failures, df)
-        flags: list[list[str]] = [[] for _ in range(t.num_rows)]
-        if plaus.action == "flag":
-            for meta, rows, _ in failures:
-                if meta.get("flag"):
-                    for r in rows:
-                        flags[r].append(meta["flag"])
-        t = t.set_column(t.schema.get_field_index("quality_flags"), t.schema.field("quality_flags"),
-                         pa.array([sorted(f) for f in flags], t.schema.field("quality_flags").type))  # fmt: skip
-        out["motion"] = _kept(t, keep)
-        for f, k in zip(flags, keep, strict=True):
-            if k:
-                counters.update(f"flagged_{x}" for x in f)
+        out["motion"], df = _validate_motion(tables["motion"], suites, ctx)
         motion_before, motion_after = set(df["motion_id"]), set(out["motion"].column("motion_id").to_pylist())
     video_before = video_after = None
     if "video" in tables and tables["video"].num_rows:
         t = tables["video"]
         df = video_summary(t)
-        keep = reject_rows("video", t, "video_id", run_suite("video", df, suites["video"]), df)
+        keep = _reject_rows("video", t, "video_id", run_suite("video", df, suites["video"]), df, ctx)
         out["video"] = _kept(t, keep)
         video_before, video_after = set(df["video_id"]), set(out["video"].column("video_id").to_pylist())
     if "instruction" in tables and tables["instruction"].num_rows:
         t = tables["instruction"]
         df = instruction_summary(t, motion_before, motion_after, video_before, video_after)
-        failures = run_suite("instruction", df, suites["instruction"])
-        keep = reject_rows("instruction", t, "sample_id", failures, df)
+        keep = _reject_rows("instruction", t, "sample_id", run_suite("instruction", df, suites["instruction"]), df, ctx)
         out["instruction"] = _kept(t, keep)
-    return StageResult(tables=out, rejects=rejects, counters=counters)
+    return StageResult(tables=out, rejects=ctx["rejects"], counters=ctx["counters"])
