@@ -114,6 +114,11 @@ def _crash_report(out: str, unit_id: str) -> Path:
     return RunState(out).units_dir / f".tmp-crash-{unit_id}" / "fatal-error.txt"
 
 
+def _call(fn: UnitFn, unit: WorkUnit, cfg: BuildConfig, out: str) -> dict:
+    """``fn(unit, cfg, out)`` as a Ray task (the unit function, ``functools.partial`` included, is its argument)."""
+    return fn(unit, cfg, out)
+
+
 def run_isolated(fn: UnitFn, unit: WorkUnit, cfg: BuildConfig, out: str) -> dict:
     """Run a single-record unit with Python's fault handler writing to ``OUT``, so that if the record kills
     the process, the driver can say which signal, and where, in its quarantine row."""
@@ -298,7 +303,10 @@ class RayExecutor:
         worker_died = (WorkerCrashedError, NodeDiedError, OutOfMemoryError)
         # Ray re-runs a task whose worker died (system errors); an exception from the unit is final.
         opts = {"num_cpus": 1, "max_retries": self.cfg.max_retries, "retry_exceptions": False}
-        tasks = {"unit": ray.remote(**opts)(fn), "part": ray.remote(**opts)(run_isolated),
+        # (the unit function travels as an argument, as to run_isolated: it may carry a fault plan; the task
+        # keeps the unit function's name, ray::run_unit, which is how a unit's worker is found)
+        name = getattr(fn, "func", fn).__name__
+        tasks = {"unit": ray.remote(**opts, name=name)(_call), "part": ray.remote(**opts)(run_isolated),
                  "merge": ray.remote(**opts)(merge_split_unit)}  # fmt: skip
         a = cfg.annotator
         if a.backend == "openai" and (a.requests_per_minute or a.tokens_per_minute):
@@ -333,7 +341,7 @@ class RayExecutor:
                         queue.extendleft(("part", p, unit) for p in reversed(parts_of[unit.unit_id]))
                         continue
                     if job == "unit":
-                        ref = tasks["unit"].remote(unit, cfg_ref, out)
+                        ref = tasks["unit"].remote(fn, unit, cfg_ref, out)
                     elif job == "part":
                         ref = tasks["part"].remote(fn, unit, cfg_ref, out)
                     else:

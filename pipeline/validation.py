@@ -118,7 +118,7 @@ def _check_shard(out: Path, s, manifest: dict, problems: list[dict]) -> tuple[pa
     """The shard's table when it passes the file-level checks; otherwise its problems are added."""
     from pipeline.runstate import path_problem
     from pipeline.shards import file_sha256
-    from schemas import SCHEMA_VERSION_KEY, SchemaMismatch, check_conforms
+    from schemas import SCHEMA_VERSION_KEY, TABLES, SchemaMismatch, check_conforms
 
     keys = ("table", "split", "path", "rows", "bytes", "sha256")
     if not isinstance(s, dict) or any(k not in s for k in keys):
@@ -149,7 +149,7 @@ def _check_shard(out: Path, s, manifest: dict, problems: list[dict]) -> tuple[pa
     if version != manifest.get("schema_version"):
         problems.append({"shard": rel, "problem": "schema_version",
                          "detail": f"{version!r}, manifest says {manifest.get('schema_version')!r}"})  # fmt: skip
-    if s["table"] not in ("motion", "video", "instruction", "quarantine", "bench"):
+    if s["table"] not in TABLES:
         problems.append({"shard": rel, "problem": "unknown_table", "detail": str(s["table"])[:100]})
         return None
     try:
@@ -203,7 +203,7 @@ def _reconciliation(out: Path, manifest: dict, rows: Counter, problems: list[dic
     """The reconciliation recomputed from stage counters and the rows actually in the shards, compared
     with the manifest's. The counters come from the units' ``stats.json`` under ``OUT/.movid/units`` (what
     the commit summed) when the run state is there, and are checked against the manifest's ``stages``."""
-    from pipeline.manifest import reconcile
+    from pipeline.manifest import TABLE_ORDER, reconcile
 
     stages = manifest.get("stages")
     if not isinstance(stages, dict):
@@ -228,7 +228,7 @@ def _reconciliation(out: Path, manifest: dict, rows: Counter, problems: list[dic
                 problems.append({"problem": "stages_mismatch",
                                  "detail": f"the manifest's stage counters differ from the units' for {', '.join(bad)}"})  # fmt: skip
             totals = from_units
-    shard_rows = {t: rows[t] for t in ("motion", "video", "instruction", "quarantine")}
+    shard_rows = {t: rows[t] for t in TABLE_ORDER}
     try:
         recomputed = reconcile(totals, shard_rows)
     except Exception as exc:  # counters of the wrong type: the manifest was edited

@@ -7,22 +7,7 @@ from __future__ import annotations
 import re
 
 from schemas.vocabulary import mentions, parse_facts
-from stages.offline_words import (
-    _COUNTABLE,
-    _DIR_WORDS,
-    _EVENT_VERBS,
-    _PARTNER,
-    _PURPOSES,
-    _cap,
-    _Choices,
-    _count_phrase,
-    _kinds,
-    _num,
-    _part_verb,
-    _qa,
-    _v,
-    _Verb,
-)
+from stages import offline_words as words
 
 __all__ = ["caption_from_facts", "video_qa"]
 
@@ -32,16 +17,16 @@ __all__ = ["caption_from_facts", "video_qa"]
 
 def caption_from_facts(facts: dict, captions: tuple[str, ...], clip_id: str, seed: int = 0) -> str:
     """A detailed caption: the first human caption, then what the measurements add, in time order."""
-    f, ch = facts, _Choices(seed, clip_id + "/caption")
+    f, ch = facts, words._Choices(seed, clip_id + "/caption")
     out = []
     if captions and captions[0].strip():
         first = captions[0].strip().rstrip(".")
-        out.append(_cap(first) + ".")
-    dur = _num(f["duration_s"])
+        out.append(words._cap(first) + ".")
+    dur = words._num(f["duration_s"])
     if f["direction"] == "in place":
         travel = ch.pick("cap.travel", ("stays in place", "stays on the spot"))
     else:
-        w, dist = ch.pick("cap.w", _DIR_WORDS[f["direction"]]), _num(f["distance_m"])
+        w, dist = ch.pick("cap.w", words._DIR_WORDS[f["direction"]]), words._num(f["distance_m"])
         travel = ch.pick("cap.travel", (f"moves {w} about {dist} m", f"travels about {dist} m {w}"))
     turn = "" if f["turn"] == "none" else f", turning {f['turn']} by about {abs(int(f['turn_deg']))} degrees"
     pace = {"still": "", "slow": " at a slow pace", "walking pace": " at a walking pace",
@@ -50,11 +35,11 @@ def caption_from_facts(facts: dict, captions: tuple[str, ...], clip_id: str, see
                                     f"In {dur} seconds the person {travel}{pace}{turn}.")))  # fmt: skip
     parts = list(dict.fromkeys(m["part"] for m in f["most_active"]))
     if len(parts) == 1:
-        out.append(f"The {parts[0]} {_part_verb(parts[0], 'moves', 'move')} the most throughout.")
+        out.append(f"The {parts[0]} {words._part_verb(parts[0], 'moves', 'move')} the most throughout.")
     elif parts:
         rest = ", then the ".join(parts[1:])
-        out.append(f"At first the {parts[0]} {_part_verb(parts[0], 'moves', 'move')} the most, then the {rest}.")
-    kinds = _kinds(f)
+        out.append(f"At first the {parts[0]} {words._part_verb(parts[0], 'moves', 'move')} the most, then the {rest}.")
+    kinds = words._kinds(f)
     hands = [k for k in kinds if k["kind"].endswith("above head")]
     both = len(hands) == 2 and abs(hands[0]["from"] - hands[1]["from"]) < 0.5
     steps = []
@@ -64,8 +49,8 @@ def caption_from_facts(facts: dict, captions: tuple[str, ...], clip_id: str, see
         if both and k is hands[0]:
             steps.append("raise both hands above the head")
             continue
-        v = ch.pick(f"cap.v.{k['kind']}", _EVENT_VERBS[k["kind"]])
-        steps.append(v.base + (f" {_count_phrase(k['n'], ch, 'cap.n.' + k['kind'])}" if k["kind"] in _COUNTABLE else ""))
+        v = ch.pick(f"cap.v.{k['kind']}", words._EVENT_VERBS[k["kind"]])
+        steps.append(v.base + (f" {words._count_phrase(k['n'], ch, 'cap.n.' + k['kind'])}" if k["kind"] in words._COUNTABLE else ""))
     if len(steps) == 1:
         out.append(f"They {steps[0]}.")
     elif len(steps) == 2:
@@ -79,10 +64,10 @@ def caption_from_facts(facts: dict, captions: tuple[str, ...], clip_id: str, see
 
 # Actions a human caption names beyond the vocabulary's EVENTS: (the words, the verb, the purpose key).
 _CAPTION_ACTIONS = {
-    "wave": (("wave", "waves", "waving"), _v("wave", "waves", "waving")),
-    "kick": (("kick", "kicks", "kicking"), _v("kick", "kicks", "kicking")),
-    "stand": (("stand", "stands", "standing"), _v("stand still", "stands still", "standing still")),
-    "both hands": ((), _v("raise both arms", "raises both arms", "raising both arms")),  # found by _BOTH_ARMS
+    "wave": (("wave", "waves", "waving"), words._v("wave", "waves", "waving")),
+    "kick": (("kick", "kicks", "kicking"), words._v("kick", "kicks", "kicking")),
+    "stand": (("stand", "stands", "standing"), words._v("stand still", "stands still", "standing still")),
+    "both hands": ((), words._v("raise both arms", "raises both arms", "raising both arms")),  # found by _BOTH_ARMS
 }  # fmt: skip
 # Verbs (third person) a caption clause may open with, so "the person <clause>" reads as English.
 _CLAUSE_VERBS = frozenset("walks runs jogs jumps hops leaps crouches squats ducks bends raises lifts waves kicks turns "
@@ -121,8 +106,8 @@ def _caption_clauses(caption: str) -> list[dict]:
     return out
 
 
-def _verb_of(key: str) -> _Verb:
-    return _EVENT_VERBS[key][0] if key in _EVENT_VERBS else _CAPTION_ACTIONS[key][1]
+def _verb_of(key: str) -> words._Verb:
+    return words._EVENT_VERBS[key][0] if key in words._EVENT_VERBS else _CAPTION_ACTIONS[key][1]
 
 
 def _stated(text: str) -> dict:
@@ -144,11 +129,11 @@ def _stated(text: str) -> dict:
 def video_qa(captions: tuple[str, ...], clip_id: str, seed: int = 0) -> list[dict]:
     """QA about a video from its human captions (no vision model offline): what the person does, why they
     might do it, what comes after what, which hand or leg, which way, how often, and a balanced yes/no."""
-    ch = _Choices(seed, clip_id + "|" + "|".join(captions))
+    ch = words._Choices(seed, clip_id + "|" + "|".join(captions))
     caption = " ".join((captions[0] if captions else "").split()) or "A person moves."
-    caption = _cap(caption) + ("" if caption[-1] in ".!?" else ".")
+    caption = words._cap(caption) + ("" if caption[-1] in ".!?" else ".")
     what = ch.pick("v.what.q", ("What does the person do in the video?", "What is happening in the video?"))
-    out = [_qa("reasoning", what, caption, None)]  # the caption itself: free text
+    out = [words._qa("reasoning", what, caption, None)]  # the caption itself: free text
     clauses = _caption_clauses(caption)
     if not clauses:
         return out
@@ -158,7 +143,7 @@ def video_qa(captions: tuple[str, ...], clip_id: str, seed: int = 0) -> list[dic
     return out + _video_yes_no(clauses, ch)
 
 
-def _why_and_next_qa(clauses: list[dict], ch: _Choices) -> list[dict]:
+def _why_and_next_qa(clauses: list[dict], ch: words._Choices) -> list[dict]:
     """Why / what for, from an action the caption names; and what comes after the first action."""
     out = []
     c, key = ch.pick("v.why", [(c, key) for c in clauses for key in c["keys"]] or [(None, None)])
@@ -167,7 +152,7 @@ def _why_and_next_qa(clauses: list[dict], ch: _Choices) -> list[dict]:
         v = _verb_of(key)
         q = ch.pick("v.why.q", (f"Why might the person {v.base} in the video?",
                                 f"For what reason might the person {v.base} here?"))  # fmt: skip
-        out.append(_qa("reasoning", q, ch.pick("v.why.a", _PURPOSES[purpose]), None))
+        out.append(words._qa("reasoning", q, ch.pick("v.why.a", words._PURPOSES[purpose]), None))
 
     # order: what comes after the first action (the next clause, said as the caption says it)
     if len(clauses) >= 2 and clauses[0]["keys"]:
@@ -177,62 +162,62 @@ def _why_and_next_qa(clauses: list[dict], ch: _Choices) -> list[dict]:
             q = ch.pick("v.seq.q", (f"What does the person do after {va.gerund}?",
                                     f"In the video, what comes after {va.gerund}?"))  # fmt: skip
             ans = f"After {va.gerund}, the person {b['text']}."
-            out.append(_qa("sequentiality", q, ans, _stated(ans) or None))  # nothing in the vocabulary: free text
+            out.append(words._qa("sequentiality", q, ans, _stated(ans) or None))  # nothing in the vocabulary: free text
 
     return out
 
 
-def _clause_qa(c: dict, ch: _Choices) -> list[dict]:
+def _clause_qa(c: dict, ch: words._Choices) -> list[dict]:
     """Which hand or leg, which way, how often: what one caption clause states."""
     out = []
     if "wave" in c["actions"] and len(c["sides"]) == 1:
         side = c["sides"][0]
         q = ch.pick("v.wave.q", ("Which hand does the person wave with?", "With which hand does the person wave?"))
-        out.append(_qa("body_part", q, ch.pick("v.wave.a", (f"The {side} hand.", f"With the {side} hand.")),
+        out.append(words._qa("body_part", q, ch.pick("v.wave.a", (f"The {side} hand.", f"With the {side} hand.")),
                        {"body_part": f"{side} arm", "side": side}))  # fmt: skip
     if "kick" in c["actions"] and len(c["body_part"]) == 1 and c["body_part"][0].endswith("leg"):
         side = c["sides"][0]
         q = ch.pick("v.kick.q", ("Which leg does the person kick with?", "With which leg does the person kick?"))
-        out.append(_qa("body_part", q, ch.pick("v.kick.a", (f"The {side} leg.", f"With the {side} leg.")),
+        out.append(words._qa("body_part", q, ch.pick("v.kick.a", (f"The {side} leg.", f"With the {side} leg.")),
                        {"body_part": f"{side} leg", "side": side}))  # fmt: skip
     travel = [e for e in c["event"] if e in ("walk", "run")]
-    if len(c["direction"]) == 1 and c["direction"][0] in _DIR_WORDS and len(travel) == 1:
-        d, v = c["direction"][0], _EVENT_VERBS[travel[0]][0]
-        w = ch.pick("v.dir.w", _DIR_WORDS[d])
-        a = ch.pick("v.dir.a", (f"{_cap(w)}.", f"The person {v.third} {w}."))
-        out.append(_qa("direction", f"In which direction does the person {v.base}?", a,
+    if len(c["direction"]) == 1 and c["direction"][0] in words._DIR_WORDS and len(travel) == 1:
+        d, v = c["direction"][0], words._EVENT_VERBS[travel[0]][0]
+        w = ch.pick("v.dir.w", words._DIR_WORDS[d])
+        a = ch.pick("v.dir.a", (f"{words._cap(w)}.", f"The person {v.third} {w}."))
+        out.append(words._qa("direction", f"In which direction does the person {v.base}?", a,
                        {"direction": d} | ({"event": travel[0]} if v.third in a else {}), direction=d))  # fmt: skip
     if len(c["turn"]) == 1 and c["turn"][0] != "none":
         t = c["turn"][0]
         q = ch.pick("v.turn.q", ("Which way does the person turn in the video?", "In which direction does the "
                                  "person turn?"))  # fmt: skip
-        out.append(_qa("direction", q, ch.pick("v.turn.a", (f"They turn {t}.", f"The person turns {t}.")),
+        out.append(words._qa("direction", q, ch.pick("v.turn.a", (f"They turn {t}.", f"The person turns {t}.")),
                        {"turn": t}, direction=t))  # fmt: skip
-    countable = [e for e in c["event"] if e in _COUNTABLE]
+    countable = [e for e in c["event"] if e in words._COUNTABLE]
     if c["count"] and len(countable) == 1:
-        e, n, v = countable[0], c["count"], _EVENT_VERBS[countable[0]][0]
+        e, n, v = countable[0], c["count"], words._EVENT_VERBS[countable[0]][0]
         q = ch.pick("v.count.q", (f"How many times does the person {v.base}?", f"How often does the person "
                                   f"{v.base} in the video?"))  # fmt: skip
-        times = _count_phrase(n, ch, "v.count.n")
-        a = ch.pick("v.count.a", (f"{_cap(_count_phrase(n, ch, 'v.count.n', words=True))}.",
+        times = words._count_phrase(n, ch, "v.count.n")
+        a = ch.pick("v.count.a", (f"{words._cap(words._count_phrase(n, ch, 'v.count.n', words=True))}.",
                                   f"The person {v.third} {times}."))  # fmt: skip
-        out.append(_qa("counting", q, a, {"event": e, "count": n}, count=n))
+        out.append(words._qa("counting", q, a, {"event": e, "count": n}, count=n))
     return out
 
 
-def _video_yes_no(clauses: list[dict], ch: _Choices) -> list[dict]:
+def _video_yes_no(clauses: list[dict], ch: words._Choices) -> list[dict]:
     # balanced yes/no: an event the caption names, or the partner of one (a run for a walk) that it does not
     named = list(dict.fromkeys(e for c in clauses for e in c["event"] if e in _VIDEO_YES_NO_EVENTS))
     absent = [k for k in _VIDEO_YES_NO_EVENTS if k not in named]
     out = []
     if named and absent:
         yes = ch.coin("v.hal")
-        partners = [_PARTNER[k] for k in named if _PARTNER[k] in absent]
+        partners = [words._PARTNER[k] for k in named if words._PARTNER[k] in absent]
         kind = ch.pick("v.hal.kind", named if yes else partners or absent)
-        v = _EVENT_VERBS[kind][0]
+        v = words._EVENT_VERBS[kind][0]
         q = ch.pick("v.hal.q", (f"Does the person {v.base} in the video?", f"Is the person seen {v.gerund} in the "
                                 "video?"))  # fmt: skip
         a = (ch.pick("v.hal.a", (f"Yes, the person {v.third}.", "Yes.")) if yes else
              ch.pick("v.hal.a", (f"No, the person never {v.third} in the video.", "No.")))  # fmt: skip
-        out.append(_qa("hallucination", q, a, {"event": kind, "yes_no": "yes" if yes else "no"}))
+        out.append(words._qa("hallucination", q, a, {"event": kind, "yes_no": "yes" if yes else "no"}))
     return out

@@ -40,6 +40,17 @@ def test_declarations_are_consistent():
     assert len(names) == len(set(names))
 
 
+def test_every_declared_table_is_known_where_tables_are_listed():
+    """A stage's new table needs its schema, its place in the commit order and its folder in OUT."""
+    from pipeline.manifest import TABLE_ORDER
+    from pipeline.runstate import TABLE_DIRS
+    from schemas import TABLES
+
+    for stage in all_stages():
+        for table in stage.outputs:
+            assert table in TABLES and table in TABLE_ORDER and table in TABLE_DIRS, (stage.name, table)
+
+
 @pytest.fixture(scope="module")
 def broken_build(tmp_path_factory, broken_tree):
     out = tmp_path_factory.mktemp("graph") / "out"
