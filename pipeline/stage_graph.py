@@ -217,7 +217,7 @@ def _ingest_stage(kind: str, run, inputs: tuple[str, ...], resources: Resources 
 
 
 def _task_stage(name: str, task: AnnotationTask) -> Stage:
-    item = task.item
+    item = task.item  # what one request is about: a clip or a video
     balances = (Balance(task.check, f"{item}_in", task.done, f"{item}_quarantined"),)
     if task.pair_counters:
         balances += (Balance(name, *task.pair_counters),)
@@ -255,7 +255,7 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
           tuple(f"{t}_{c}" for t in ("motion", "video", "instruction") for c in ("in", "out", "quarantined")),
           _VALIDATED, resources=Resources(cpus=1.0, memory_mb=1024), rewrites=True, prepare=_preload_validation),
     Stage("clip_stats", _run_clip_stats, ("motion.motion_id", "motion.split", "motion.fps", "motion.joints"),
-          ("clip_stats",), ("clips_in", "clips_out"), (Balance("clip_stats", "clips_in", "clips_out", "clips_quarantined"),),
+          ("clip_stats",), ("clips_in", "clips_out", "clips_quarantined"), (Balance("clip_stats", "clips_in", "clips_out", "clips_quarantined"),),
           {"clip_stats": "clips_out"}, Resources(cpus=1.0, memory_mb=256)),
 )}  # fmt: skip
 
