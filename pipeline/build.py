@@ -10,10 +10,12 @@ from __future__ import annotations
 import logging
 import os
 import time
+from functools import partial
 from pathlib import Path
 
 from pipeline.config import BuildConfig, annotation_digests, config_hash
 from pipeline.executors import make_executor
+from pipeline.faults import FaultPlan
 from pipeline.manifest import commit_build
 from pipeline.planner import plan_build
 from pipeline.runstate import RunState, RunStateError, lock_out
@@ -48,14 +50,16 @@ def check_sources_apart(cfg: BuildConfig, out: str | Path) -> None:
 
 
 def build(cfg: BuildConfig, out: str, *, overwrite: bool = False, show_progress: bool = True,
-          wait: bool = False) -> dict:  # fmt: skip
+          wait: bool = False, faults: FaultPlan | None = None) -> dict:  # fmt: skip
     """Build (or resume, or with ``overwrite`` replace) the dataset in ``out``. Another run on ``out`` makes
-    this one fail at once with :class:`~pipeline.runstate.OutLocked`, or, with ``wait``, wait for it."""
+    this one fail at once with :class:`~pipeline.runstate.OutLocked`, or, with ``wait``, wait for it.
+    ``faults``: test-only fault injection, shipped to every unit with the unit function."""
     check_sources_apart(cfg, out)
     t0 = time.perf_counter()
     plan = plan_build(cfg)  # reads the sources only: a source problem stops the build before OUT is touched
     with lock_out(out, "movid build", wait=wait, create=True):
-        return run_build(cfg, out, overwrite=overwrite, show_progress=show_progress, planned=(plan, t0))
+        return run_build(cfg, out, overwrite=overwrite, show_progress=show_progress, planned=(plan, t0),
+                         faults=faults)  # fmt: skip
 
 
 def build_identity(cfg: BuildConfig, plan) -> dict:
@@ -67,7 +71,7 @@ def build_identity(cfg: BuildConfig, plan) -> dict:
 
 
 def run_build(cfg: BuildConfig, out: str, *, overwrite: bool = False, show_progress: bool = True,
-              planned: tuple | None = None) -> dict:  # fmt: skip
+              planned: tuple | None = None, faults: FaultPlan | None = None) -> dict:  # fmt: skip
     """:func:`build` for a caller that already holds ``OUT``'s lock (``movid requeue``); ``planned``: the
     plan already made, and when its making started."""
     plan, t0 = planned or (None, time.perf_counter())
@@ -90,7 +94,8 @@ def run_build(cfg: BuildConfig, out: str, *, overwrite: bool = False, show_progr
              cfg.executor)  # fmt: skip
     t_run = time.perf_counter()
     executor = make_executor(cfg)
-    executor.run(run_unit, pending, cfg, str(state.out), show_progress=show_progress)
+    unit_fn = run_unit if faults is None else partial(run_unit, faults=faults)  # (a partial pickles for Ray)
+    executor.run(unit_fn, pending, cfg, str(state.out), show_progress=show_progress)
     t_commit = time.perf_counter()
     if not (state.dir / "commit.json").is_file():  # before the commit starts moving staged files
         from pipeline.links import relink_quarantined_motions

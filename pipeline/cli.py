@@ -17,11 +17,13 @@ from pipeline.build import build, summarize
 from pipeline.config import ConfigError, load_config
 from pipeline.dry_run import estimate_annotation
 from pipeline.executors import ExecutorError
+from pipeline.faults import FaultPlan
 from pipeline.inspect_build import inspect_build
 from pipeline.manifest import BuildError
 from pipeline.requeue import requeue
 from pipeline.runstate import RunStateError
 from pipeline.sample_data import write_sample_humanml3d, write_sample_smpl, write_sample_videos
+from pipeline.stage_graph import render_graph
 from pipeline.validation import revalidate
 from schemas.manifest import ManifestError
 
@@ -69,11 +71,18 @@ def _cmd_build(args) -> int:
               + (f" (budget ${e['budget_usd']:.2f})" if e["budget_usd"] is not None else ""))  # fmt: skip
         return 0
     t0 = time.perf_counter()
-    manifest = build(cfg, args.out, overwrite=args.overwrite, show_progress=not args.quiet, wait=args.wait)
+    faults = FaultPlan.from_env(os.environ)  # test-only MOVID_FAULT_* switches, read here and nowhere else
+    manifest = build(cfg, args.out, overwrite=args.overwrite, show_progress=not args.quiet, wait=args.wait,
+                     faults=faults)  # fmt: skip
     u = manifest["units"]
     print(f"built {args.out} in {time.perf_counter() - t0:.1f}s — {u['ran']} work unit(s) run, {u['skipped']} "
           f"already done ({cfg.executor} executor)")  # fmt: skip
     print(summarize(manifest))
+    return 0
+
+
+def _cmd_stages(args) -> int:
+    print(render_graph(), end="")
     return 0
 
 
@@ -145,6 +154,8 @@ def add_commands(sub) -> None:
     _wait_option(b)
     b.set_defaults(fn=_cmd_build)
 
+    sub.add_parser("stages", help="the declared stage graph: each source's stages and the tables they write"
+                   ).set_defaults(fn=_cmd_stages)  # fmt: skip
     i = sub.add_parser("inspect", help="counts per table/split and quarantine reasons of a build")
     i.add_argument("out")
     i.set_defaults(fn=_cmd_inspect)

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.annotation import cost_usd
 from pipeline.config import BuildConfig
 from pipeline.planner import plan_build
 from pipeline.runstate import ANNOTATION_CACHE
+from pipeline.stage_graph import ingest
+from stages.annotate import TASKS, load_prompt
 
 __all__ = ["estimate_annotation"]
 
@@ -27,20 +30,8 @@ def _completion_tokens(kind: str, qa_per_clip: int) -> int:
             "video_qa": COMPLETION_TOKENS_PER_QA * qa_per_clip}[kind]  # fmt: skip
 
 
-def _requests(task, table, template: str, qa_per_clip: int):
-    from stages.annotate import build_requests, build_video_qa_requests, build_video_requests
-
-    if task.kind == "video":
-        return build_video_requests(table, template, qa_per_clip)
-    if task.kind == "video_qa":
-        return build_video_qa_requests(table, template, qa_per_clip, {})
-    return build_requests(table, template, qa_per_clip)
-
-
 def estimate_annotation(cfg: BuildConfig, out: str, sample_clips: int = 200) -> dict:
     """Totals (``requests``, ``cached``, ``requests_to_pay``, tokens, ``cost_usd``) and the same per task."""
-    from pipeline.units import _ingest
-    from stages.annotate import TASKS, load_prompt
     from stages.llm_client import SCHEMAS, SYSTEM, OpenAIAnnotator, ResponseCache
 
     a = cfg.annotator
@@ -52,7 +43,7 @@ def estimate_annotation(cfg: BuildConfig, out: str, sample_clips: int = 200) -> 
 
     def tables_of(unit):
         if unit.unit_id not in ingested:
-            ingested[unit.unit_id] = _ingest(unit, cfg).tables
+            ingested[unit.unit_id] = ingest(unit, cfg, out).tables
         return ingested[unit.unit_id]
 
     tasks = {}
@@ -70,7 +61,7 @@ def estimate_annotation(cfg: BuildConfig, out: str, sample_clips: int = 200) -> 
             sampled += len(unit.record_ids)
             if table is None or not table.num_rows:
                 continue
-            for req in _requests(task, table, template, a.qa_per_clip):
+            for req in task.requests(table, template, a.qa_per_clip, {}):  # (no re-captions yet: see RECAPTION_CHARS)
                 requests += 1
                 extra = RECAPTION_CHARS if task.kind == "video_qa" else 0
                 prompt_tokens += (len(SYSTEM) + len(req.prompt) + extra) / 4 + IMAGE_TOKENS * len(req.images)
@@ -84,8 +75,7 @@ def estimate_annotation(cfg: BuildConfig, out: str, sample_clips: int = 200) -> 
                        "completion_tokens": to_pay * min(a.max_tokens, _completion_tokens(task.kind, a.qa_per_clip))}  # fmt: skip
     totals = {k: sum(t[k] for t in tasks.values()) for k in ("requests", "cached", "requests_to_pay", "prompt_tokens",
                                                               "completion_tokens")}  # fmt: skip
-    cost = (totals["prompt_tokens"] / 1000 * a.price_per_1k_prompt_tokens
-            + totals["completion_tokens"] / 1000 * a.price_per_1k_completion_tokens)  # fmt: skip
+    cost = cost_usd(totals, a)
     motion_units = [u for u in plan.units if u.source_kind != "video"]
     return {"backend": a.backend, "model": a.model, "clips_planned": sum(len(u.record_ids) for u in motion_units),
             "clips_sampled": max((t["records_sampled"] for n, t in tasks.items() if TASKS[n].table == "motion"), default=0),

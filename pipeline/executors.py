@@ -124,6 +124,11 @@ def _crash_report(out: str, unit_id: str) -> Path:
     return RunState(out).units_dir / f".tmp-crash-{unit_id}" / "fatal-error.txt"
 
 
+def _call(fn: UnitFn, unit: WorkUnit, cfg: BuildConfig, out: str) -> dict:
+    """``fn(unit, cfg, out)`` as a Ray task (the unit function, ``functools.partial`` included, is its argument)."""
+    return fn(unit, cfg, out)
+
+
 def run_isolated(fn: UnitFn, unit: WorkUnit, cfg: BuildConfig, out: str) -> dict:
     """Run a single-record unit with Python's fault handler writing to ``OUT``, so that if the record kills
     the process, the driver can say which signal, and where, in its quarantine row."""
@@ -173,13 +178,13 @@ def write_crashed_record(state, unit: WorkUnit, cfg: BuildConfig, detail: str) -
     quarantined; its captions were never read, so they are not counted)."""
     kind, stage = unit.source_kind, f"ingest_{unit.source_kind}"
     if kind == "video":
-        row = unit.rows[0]  # (video_id, path, captions, split, …)
-        rejects = [Reject(row[0], "video", stage, WORKER_CRASHED, detail, kind, row[1], row[3])]
+        row = unit.rows[0]  # a VideoRow
+        rejects = [Reject(row.video_id, "video", stage, WORKER_CRASHED, detail, kind, row.path, row.split)]
         counts = {"videos_in": 1, "videos_quarantined": 1}
     else:
         if kind == "amass":
-            row = unit.rows[0]  # (new_name, source_path, start_frame, end_frame, split, m_split)
-            splits, path = [s for s in (row[4], row[5]) if s], row[1]
+            row = unit.rows[0]  # an AmassRow
+            splits, path = list(row.record_splits()), row.source_path
         else:
             splits, path = [unit.split] * len(unit.record_ids), None
         rejects = [Reject(rid, "motion", stage, WORKER_CRASHED, detail, kind, path, split)
@@ -243,8 +248,7 @@ class RayExecutor:
         self.timings: dict[str, float] = {}  # seconds: ray start, running units, ray stop
 
     def _init_ray(self):
-        # Fault-injection switches (tests) reach the workers, which do not inherit this process's environment.
-        env = {k: v for k, v in os.environ.items() if k.startswith("MOVID_FAULT_")}
+        env: dict[str, str] = {}
         missing = [k for k in self.cfg.forward_env if k not in os.environ]
         if missing:
             raise ExecutorError(f"ray.forward_env: {', '.join(missing)} not set in this environment")
@@ -337,14 +341,17 @@ def _remote_tasks(ray, fn: UnitFn, max_retries: int) -> dict:
     """The Ray tasks of a build: a unit, a single-record part of a split unit, the merge of its parts."""
     # Ray re-runs a task whose worker died (system errors); an exception from the unit is final.
     opts = {"num_cpus": 1, "max_retries": max_retries, "retry_exceptions": False}
-    return {"unit": ray.remote(**opts)(fn), "part": ray.remote(**opts)(run_isolated),
+    # (the unit function travels as an argument, as to run_isolated: it may carry a fault plan; the task keeps
+    # the unit function's name, ray::run_unit, which is how a unit's worker is found)
+    name = getattr(fn, "func", fn).__name__
+    return {"unit": ray.remote(**opts, name=name)(_call), "part": ray.remote(**opts)(run_isolated),
             "merge": ray.remote(**opts)(merge_split_unit)}  # fmt: skip
 
 
 def _submit(tasks: dict, job: str, unit: WorkUnit, fn: UnitFn, cfg_ref, out: str, parts_of: dict):
     """Start a Ray task for ``job`` (unit | part | merge) of ``unit``; its object ref."""
     if job == "unit":
-        return tasks["unit"].remote(unit, cfg_ref, out)
+        return tasks["unit"].remote(fn, unit, cfg_ref, out)
     if job == "part":
         return tasks["part"].remote(fn, unit, cfg_ref, out)
     return tasks["merge"].remote(unit, parts_of[unit.unit_id], cfg_ref, out)

@@ -72,8 +72,9 @@ def relink_quarantined_motions(state, unit_ids: list[str], cfg) -> int:
 
 def _rewrite(state, stats: dict, dangling: dict[str, str], why: dict[str, str], cfg, write_unit_outputs) -> None:
     unit_id = stats["unit_id"]
-    tables = {t: _staged(state, stats, t) for t in ("motion", "video", "instruction")}
-    tables = {t: v for t, v in tables.items() if v is not None}
+    # every table the unit staged (the declared stages' outputs), rewritten as it was but for the links fixed here
+    names = dict.fromkeys(f["table"] for f in stats["files"] if f["table"] != "quarantine")
+    tables = {t: _staged(state, stats, t) for t in names}
     quarantine = _staged(state, stats, "quarantine")
     rejects = [Reject(**r) for r in quarantine.to_pylist()] if quarantine is not None else []
     counters: Counter = Counter()

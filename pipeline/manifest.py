@@ -13,16 +13,18 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from pipeline.annotation import cost_usd
 from pipeline.bench import commit_bench
 from pipeline.config import BuildConfig, config_to_dict
 from pipeline.runstate import RunState, atomic_write_bytes, atomic_write_json
+from pipeline.stage_graph import STAGES, all_stages
 from pipeline.units import NO_SPLIT
 from schemas import SCHEMA_VERSION, TABLES
 from stages.annotate import TASKS
 
 __all__ = ["BuildError", "commit_build", "reconcile", "code_version"]
 
-TABLE_ORDER = ("motion", "video", "instruction", "quarantine")
+TABLE_ORDER = ("motion", "video", "instruction", "clip_stats", "quarantine")
 
 
 class BuildError(RuntimeError):
@@ -75,64 +77,65 @@ def _apply_moves(out: Path, moves: list[dict]) -> None:
             raise BuildError(f"shard {m['dst']} is missing and its staged file {m['src']} is gone")
 
 
-def reconcile(stage_totals: dict[str, Counter], shard_rows: dict[str, int]) -> dict:
-    """Every count that must balance, each with ``ok``. Input records = output records + quarantined."""
-    plan = stage_totals.get("plan", Counter())
-    ingest: Counter = Counter()  # every source's ingest stage counts clips, sub-clips and captions alike
-    for stage, counts in stage_totals.items():
-        if stage.startswith("ingest_"):
-            ingest.update(counts)
-    video = stage_totals.get("ingest_video", Counter())
-    checks = {
-        "plan": {"in": plan["listed"], "out": plan["planned"], "quarantined": plan["quarantined"]},
-        "plan_videos": {"in": plan["videos_listed"], "out": plan["videos_planned"], "quarantined": plan["videos_quarantined"]},
-        "clips": {"in": ingest["clips_in"], "out": ingest["clips_out"], "quarantined": ingest["clips_quarantined"]},
-        "subclips": {"in": ingest["subclips_in"], "out": ingest["subclips_out"],
-                     "quarantined": ingest["subclips_quarantined"]},
-        "captions": {"in": ingest["captions_in"], "out": ingest["captions_out"],
-                     "quarantined": ingest["captions_quarantined"]},
-        "videos": {"in": video["videos_in"], "out": video["videos_out"], "quarantined": video["videos_quarantined"]},
-    }  # fmt: skip
-    for task in TASKS.values():  # every annotation task: items in = answered + quarantined
-        c = stage_totals.get(task.stage, Counter())
-        checks[task.check] = {"in": c[f"{task.item}_in"], "out": c[task.done], "quarantined": c[f"{task.item}_quarantined"]}
-    annotate = stage_totals.get("annotate", Counter())
-    checks["qa"] = {"in": annotate["qa_in"], "out": annotate["qa_out"], "quarantined": annotate["qa_quarantined"]}
+def _balances(stage_totals: dict[str, Counter]) -> dict:
+    """The ``in = out + quarantined`` entries, each summed over the stages that declare it
+    (``pipeline.stage_graph``): every source's ingest stage counts clips, sub-clips and captions alike."""
+    checks: dict[str, dict] = {}
+    for stage in all_stages():
+        c = stage_totals.get(stage.name, Counter())
+        for b in stage.balances:
+            if b.only_if_any and not c[b.inp]:
+                continue
+            entry = checks.setdefault(b.check, {"in": 0, "out": 0, "quarantined": 0})
+            entry["in"] += c[b.inp]
+            entry["out"] += c[b.out]
+            entry["quarantined"] += c[b.quarantined]
     for c in checks.values():
         c["ok"] = c["in"] == c["out"] + c["quarantined"]
-    dropped = sum(v for counts in stage_totals.values() for k, v in counts.items() if k.startswith("dropped_"))
-    motion_clips_in = ingest["clips_in"] - video["clips_in"]  # motions built from video SMPL are not planned clips
-    instr, vinstr = stage_totals.get("caption_instructions", Counter()), stage_totals.get("video_caption_instructions", Counter())
+    return checks
+
+
+def _produced(stage_totals: dict[str, Counter], table: str) -> int:
+    """Rows the unit stages added to ``table``, by their declared ``rows_out`` counters."""
+    return sum(stage_totals.get(s.name, Counter())[s.rows_out[table]] for s in STAGES.values() if table in s.rows_out)
+
+
+# The cross-stage links whose names the manifest has always used for these tables' row counts.
+_ROWS_LINK = {"motion": "motion_rows_equal_shard_rows", "video": "video_rows_equal_shard_rows",
+              "instruction": "instruction_rows_equal_produced"}  # fmt: skip
+
+
+def reconcile(stage_totals: dict[str, Counter], shard_rows: dict[str, int]) -> dict:
+    """Every count that must balance, each with ``ok``. Input records = output records + quarantined: the
+    declared balances of every stage, then the links between stages and the committed shards."""
+    checks = _balances(stage_totals)
+    plan, video = stage_totals.get("plan", Counter()), stage_totals.get("ingest_video", Counter())
+    clips_in = sum(stage_totals.get(s.name, Counter())["clips_in"] for s in STAGES.values() if s.name.startswith("ingest_"))
     # rows that validation, and the link pass after it, sent to quarantine, per table
     validated = stage_totals.get("validate", Counter()) + stage_totals.get("link", Counter())
-    for stage in ("validate", "link"):
-        c = stage_totals.get(stage, Counter())
-        for table in ("motion", "video", "instruction"):
-            if c[f"{table}_in"]:
-                checks[f"{stage}_{table}"] = {"in": c[f"{table}_in"], "out": c[f"{table}_out"],
-                                              "quarantined": c[f"{table}_quarantined"]}  # fmt: skip
-                checks[f"{stage}_{table}"]["ok"] = c[f"{table}_in"] == c[f"{table}_out"] + c[f"{table}_quarantined"]
-    checks["links"] = {
-        "planned_equals_ingested": plan["planned"] == motion_clips_in,
+    dropped = sum(v for counts in stage_totals.values() for k, v in counts.items() if k.startswith("dropped_"))
+    links = {
+        "planned_equals_ingested": plan["planned"] == clips_in - video["clips_in"],  # (video SMPL motions: not planned)
         "planned_videos_equal_ingested": plan["videos_planned"] == video["videos_in"],
-        "motion_rows_equal_shard_rows": ingest["rows_out"] - validated["motion_quarantined"] == shard_rows.get("motion", 0),
-        "video_rows_equal_shard_rows": video["videos_out"] - validated["video_quarantined"] == shard_rows.get("video", 0),
         "quarantine_rows_equal_drops": dropped == shard_rows.get("quarantine", 0),
     }
-    annotated = [stage_totals.get(t.stage, Counter()) for t in TASKS.values()]
-    produced = sum(c["instructions_out"] for c in (instr, vinstr, *annotated))
-    checks["links"]["instruction_rows_equal_produced"] = (produced - validated["instruction_quarantined"]
-                                                          == shard_rows.get("instruction", 0))  # fmt: skip
+    for table in sorted({t for s in STAGES.values() for t in s.rows_out}):
+        name = _ROWS_LINK.get(table, f"{table}_rows_equal_shard_rows")
+        links[name] = _produced(stage_totals, table) - validated[f"{table}_quarantined"] == shard_rows.get(table, 0)
+    instr = stage_totals.get("caption_instructions", Counter())
     if instr:
-        checks["links"]["every_caption_becomes_a_conversation"] = instr["captions_in"] == ingest["captions_out"]
-    checks["links"]["ok"] = all(v for k, v in checks["links"].items() if k != "ok")
+        ingested = sum(stage_totals.get(s.name, Counter())["captions_out"] for s in STAGES.values()
+                       if s.name.startswith("ingest_"))  # fmt: skip
+        links["every_caption_becomes_a_conversation"] = instr["captions_in"] == ingested
+    links["ok"] = all(links.values())
+    checks["links"] = links
     checks["ok"] = all(c["ok"] for c in checks.values() if isinstance(c, dict))
     return checks
 
 
 def _annotator_usage(c: Counter, cfg: BuildConfig) -> dict:
     a = cfg.annotator
-    cost = c["prompt_tokens"] / 1000 * a.price_per_1k_prompt_tokens + c["completion_tokens"] / 1000 * a.price_per_1k_completion_tokens
+    cost = cost_usd(c, a)
     return {"backend": a.backend, "model": a.model if a.backend == "openai" else None, "requests": c["requests"],
             "retries": c["retries"], "reasks": c["reasks"], "cache_hits": c["cache_hits"],
             "prompt_tokens": c["prompt_tokens"], "completion_tokens": c["completion_tokens"],
@@ -144,7 +147,7 @@ def _annotator_usage(c: Counter, cfg: BuildConfig) -> dict:
 
 def _validation(state: RunState, moves: list[dict], validated: Counter, cfg: BuildConfig) -> dict:
     """Record-level results (from the units) and the table-level checks over the committed shards."""
-    from pipeline.validation import DATA_DOCS, table_checks
+    from pipeline.table_checks import DATA_DOCS, table_checks
 
     if not cfg.validation.enabled:  # no suites at all (and no great-expectations import)
         return {"enabled": False, "table_level": {"ok": True, "checks": {}}}
@@ -185,6 +188,21 @@ def _dataset_card(manifest: dict) -> str:
     for table, schema in TABLES.items():
         lines.append(f"### {table}\n\n```\n{schema.to_string(show_schema_metadata=False)}\n```\n")
     return "\n".join(lines) + "\n"
+
+
+def _refuse_failed(state: RunState, checks: dict, table_level: dict, cfg: BuildConfig) -> None:
+    """Stop the commit (BuildError, details under ``.movid/``) when the counts do not reconcile, or the
+    table-level checks failed and ``validation.fail_on_table_errors`` is set."""
+    if not checks["ok"]:
+        atomic_write_json(state.dir / "failed-reconciliation.json", checks)
+        raise BuildError(f"counts do not reconcile (a bug in movid; details in {state.dir}/failed-reconciliation.json)")
+    if not table_level["ok"] and cfg.validation.fail_on_table_errors:
+        atomic_write_json(state.dir / "failed-validation.json", table_level)
+        bad = {k: v for k, v in table_level["checks"].items() if not v["ok"]}
+        lines = [f"  {k}: {v['unexpected']} rows, e.g. {v['examples'][:3]}" for k, v in bad.items()]
+        raise BuildError("table-level validation failed (details in "
+                         f"{state.dir}/failed-validation.json and {state.out}/validation/data_docs/index.html):\n"
+                         + "\n".join(lines))  # fmt: skip
 
 
 def commit_build(state: RunState, unit_stats: list[dict], cfg: BuildConfig, identity: dict, extra: dict) -> dict:
@@ -233,17 +251,7 @@ def commit_build(state: RunState, unit_stats: list[dict], cfg: BuildConfig, iden
     manifest["seconds"] = manifest.get("seconds", {}) | {
         "unit_stages": {k: round(v, 3) for k, v in sorted(stage_seconds.items())},  # summed over units (CPU-ish)
         "table_checks": round(time.perf_counter() - t0, 3)}  # fmt: skip
-    if not checks["ok"]:
-        atomic_write_json(state.dir / "failed-reconciliation.json", checks)
-        raise BuildError(f"counts do not reconcile (a bug in movid; details in {state.dir}/failed-reconciliation.json)")
-    table_level = manifest["validation"]["table_level"]
-    if not table_level["ok"] and cfg.validation.fail_on_table_errors:
-        atomic_write_json(state.dir / "failed-validation.json", table_level)
-        bad = {k: v for k, v in table_level["checks"].items() if not v["ok"]}
-        lines = [f"  {k}: {v['unexpected']} rows, e.g. {v['examples'][:3]}" for k, v in bad.items()]
-        raise BuildError("table-level validation failed (details in "
-                         f"{state.dir}/failed-validation.json and {state.out}/validation/data_docs/index.html):\n"
-                         + "\n".join(lines))  # fmt: skip
+    _refuse_failed(state, checks, manifest["validation"]["table_level"], cfg)
     # the QA bench from the committed test split (bench.enabled)
     if (bench := commit_bench(state.out, manifest["shards"], cfg)) is not None:
         manifest["shards"] += bench["shards"]

@@ -16,7 +16,7 @@ __all__ = ["ANNOTATION_CACHE", "BUILD_DIRS", "LOCK_FILE", "OWNED_TREES", "OutLoc
 STATE_DIR = ".movid"
 LOCK_FILE = ".movid.lock"  # beside .movid/, not in it: removing a build's run state never removes the lock
 ANNOTATION_CACHE = ".annotation_cache"  # paid-for answers: kept when a build is replaced
-TABLE_DIRS = ("motion", "video", "instruction", "quarantine", "bench")
+TABLE_DIRS = ("motion", "video", "instruction", "clip_stats", "quarantine", "bench")
 # folders movid writes into during a build: a symlink at one of these names would lead its writes outside OUT
 BUILD_DIRS = (*TABLE_DIRS, "validation", STATE_DIR)
 OWNED_TREES = ("validation/data_docs",)  # the only folders removed whole (great-expectations' Data Docs site)

@@ -216,6 +216,7 @@ def _write(out: Path, dest: Path, m: dict, samples: int, motion, video, instr) -
                         + "<h2>Caption length</h2>" + _histogram(cap_words, unit=" words")
                         + "<h2>Plausibility flags (kept clips)</h2>"
                         + _svg_bars(sorted(flags.items())))  # fmt: skip
+    sections.append(_clip_stats_section(out, m))
     reasons = m.get("quarantine_reasons", {})
     sections.append("<h2>Quarantine reasons</h2>" + _svg_bars(list(reasons.items())))
     val = m.get("validation", {})
@@ -238,6 +239,27 @@ def _write(out: Path, dest: Path, m: dict, samples: int, motion, video, instr) -
     index = dest / "index.html"
     atomic_write_bytes(index, page.encode("utf-8"))  # (replaces a symlink planted there, never its target)
     return index
+
+
+def clip_stats_rows(table) -> list[list]:
+    """Per split and over all: clips, mean duration (s), mean root path (m), mean and top speed (m/s)."""
+    groups = {"all": table} | {s: table.filter(pc.equal(table.column("split"), s))
+                               for s in sorted(set(table.column("split").to_pylist()))}  # fmt: skip
+    rows = []
+    for name, t in groups.items():
+        d, p, v = (t.column(c).to_numpy() for c in ("duration_s", "path_length_m", "mean_speed_mps"))
+        rows.append([name, t.num_rows, f"{d.mean():.2f}", f"{p.mean():.2f}", f"{v.mean():.2f}", f"{v.max():.2f}"])
+    return rows
+
+
+def _clip_stats_section(out: Path, m: dict) -> str:
+    """The ``clip_stats`` table's numbers (stages/clip_stats.py), summed up per split."""
+    stats = _dataset(out, m, "clip_stats")
+    table = stats.to_table() if stats else None
+    if table is None or not table.num_rows:
+        return "<h2>Clip statistics</h2><p class=muted>(no motion clips)</p>"
+    head = ["split", "clips", "mean duration (s)", "mean root path (m)", "mean speed (m/s)", "top speed (m/s)"]
+    return "<h2>Clip statistics</h2>" + _table(clip_stats_rows(table), head)
 
 
 def _samples(out, dest, motion, video, instr, mt, vt, n) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from schemas.bench import BENCH_SCHEMA
+from schemas.clip_stats import CLIP_STATS_SCHEMA
 from schemas.instruction import INSTRUCTION_SCHEMA
 from schemas.motion import MOTION_SCHEMA
 from schemas.quarantine import QUARANTINE_SCHEMA
@@ -36,6 +37,7 @@ TABLES: dict[str, pa.Schema] = {
     "video": VIDEO_SCHEMA,
     "quarantine": QUARANTINE_SCHEMA,
     "bench": BENCH_SCHEMA,  # model/bench.py: test-split QA chosen by category quotas
+    "clip_stats": CLIP_STATS_SCHEMA,  # stages/clip_stats.py: duration, path length, speed per motion clip
 }
 
 

@@ -15,7 +15,8 @@ import hashlib
 import json
 import re
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,12 +29,10 @@ from stages import StageResult
 from stages.motion_facts import BODY_PARTS, facts_text, motion_facts
 from stages.offline_qa import caption_from_facts, motion_qa, video_qa
 
-__all__ = ["CATEGORIES", "QA_SCHEMA", "TASKS", "AnnotationTask", "ClipRequest", "annotate_captions",
-           "annotate_motions", "annotate_video_qa", "annotate_videos", "build_requests", "build_video_qa_requests",
-           "build_video_requests", "caption_schema", "load_prompt", "offline_answer", "offline_caption",
-           "offline_video_answer", "qa_schema", "recaptions_of", "verify_qa", "video_schema"]  # fmt: skip
+__all__ = ["CATEGORIES", "QA_SCHEMA", "TASKS", "AnnotationTask", "ClipRequest", "annotate", "build_requests",
+           "build_video_qa_requests", "build_video_requests", "caption_schema", "joint_arrays", "load_prompt",
+           "offline_answer", "offline_caption", "offline_video_answer", "qa_schema", "verify_qa", "video_schema"]  # fmt: skip
 
-STAGE = "annotate"
 CATEGORIES = ("body_part", "sequentiality", "direction", "reasoning", "hallucination", "counting")
 DIRECTIONS = ("forward", "backward", "left", "right", "in place")
 
@@ -80,32 +79,6 @@ def video_schema(max_items: int | None = None) -> dict:
 
 
 @dataclass(frozen=True)
-class AnnotationTask:
-    """One annotation task (``annotator.tasks``): the table it reads, the stage its counters go under
-    (``<item>_in = <done> + <item>_quarantined``), the answer kind (schema, backend) and its prompt."""
-
-    table: str
-    stage: str
-    kind: str
-    item: str
-    done: str
-    prompt_field: str  # the AnnotatorConfig field that names the prompt file
-    check: str  # the manifest's reconciliation entry
-
-
-# In run order: video_qa writes its QA from the re-captions that video_caption produced in the same unit.
-TASKS = {
-    "caption": AnnotationTask("motion", "annotate_caption", "caption", "clips", "clips_captioned", "caption_prompt",
-                              "captioned_clips"),
-    "qa": AnnotationTask("motion", "annotate", "motion", "clips", "clips_annotated", "prompt", "annotated_clips"),
-    "video_caption": AnnotationTask("video", "annotate_video", "video", "videos", "videos_annotated", "video_prompt",
-                                    "annotated_videos"),
-    "video_qa": AnnotationTask("video", "annotate_video_qa", "video_qa", "videos", "videos_qa_annotated",
-                               "video_qa_prompt", "video_text_qa"),
-}  # fmt: skip
-
-
-@dataclass(frozen=True)
 class ClipRequest:
     motion_id: str  # the clip's id (a video's id for video requests)
     split: str
@@ -126,7 +99,7 @@ def _span(text: dict) -> str:
     return "whole" if text["start"] == text["end"] == 0 else f"{text['start']:g}-{text['end']:g} s"
 
 
-def _joint_arrays(column: pa.ChunkedArray) -> list[np.ndarray]:
+def joint_arrays(column: pa.ChunkedArray) -> list[np.ndarray]:
     """Each row's (T, 22, 3) joints as a view of the column's buffer: going through Python lists
     (``as_py``) cost several times what computing the facts does."""
     out = []
@@ -137,21 +110,26 @@ def _joint_arrays(column: pa.ChunkedArray) -> list[np.ndarray]:
     return out
 
 
-def build_requests(motion: pa.Table, template: str, qa_per_clip: int) -> list[ClipRequest]:
-    """One request per full clip (sub-clips' captions go into their parent's prompt with their spans)."""
+def build_requests(motion: pa.Table, template: str, qa_per_clip: int, memo: dict | None = None) -> list[ClipRequest]:
+    """One request per full clip (sub-clips' captions go into their parent's prompt with their spans).
+    ``memo`` (motion id → facts) keeps each clip's facts for the next task of the same unit: the caption and
+    the QA task read the same clips, and the facts are most of a request's cost."""
+    memo = {} if memo is None else memo
     cols = motion.select(["motion_id", "parent_id", "split", "texts", "fps"]).to_pylist()
     spans = defaultdict(list)
     for r in cols:
         if r["parent_id"]:
             spans[r["parent_id"]] += r["texts"]
-    joints = _joint_arrays(motion.column("joints"))
+    joints = joint_arrays(motion.column("joints"))
     out = []
     for k, r in enumerate(cols):
         if r["parent_id"]:
             continue
         texts = r["texts"] + spans.get(r["motion_id"], [])
         captions = "\n".join(f"- {t['caption']} ({_span(t)})" for t in texts) or "- (none)"
-        facts = motion_facts(joints[k])
+        facts = memo.get(r["motion_id"])
+        if facts is None:
+            facts = memo[r["motion_id"]] = motion_facts(joints[k])
         prompt = template.format(captions=captions, facts=facts_text(facts), n=qa_per_clip)
         out.append(ClipRequest(r["motion_id"], r["split"], prompt, facts, captions=tuple(t["caption"] for t in texts)))
     return out
@@ -244,33 +222,6 @@ def _result(rows: list[dict], rejects: list, counts: Counter) -> StageResult:
                        rejects=rejects, counters=counts)  # fmt: skip
 
 
-def annotate_motions(motion: pa.Table, cfg, *, annotator, template: str, prompt_version: str,
-                     seed: int = 0) -> StageResult:  # fmt: skip
-    """QA instruction rows for the full clips of ``motion``; ``annotator.answer_all(requests)`` returns one
-    ``AnswerResult`` per request (payload or error)."""
-    counts: Counter = Counter()
-    rejects: list[Reject] = []
-    rows = []
-    requests = build_requests(motion, template, cfg.qa_per_clip)
-    results = annotator.answer_all(requests, kind="motion")
-    who = _provenance(annotator, prompt_version, seed)
-    for req, res in _answered(requests, results, STAGE, counts, rejects, "clips", "clips_annotated"):
-        for i, qa in enumerate(res.payload["qa"]):
-            counts["qa_in"] += 1
-            sample_id = f"{req.motion_id}/qa/{i}"
-            why = verify_qa(qa, req.facts)
-            if why:
-                counts["qa_quarantined"] += 1
-                counts["dropped_contradicts_kinematics"] += 1
-                rejects.append(Reject(sample_id, "instruction", STAGE, "contradicts_kinematics", f"{why}: "
-                                      f"{qa['question']} → {qa['answer']}", "annotator", None, req.split))  # fmt: skip
-                continue
-            counts["qa_out"] += 1
-            rows.append(_row(sample_id, "motion", req.motion_id, None, "qa", qa["category"], qa["question"],
-                             qa["answer"], who(res.model), req.split, qa.get("facts")))  # fmt: skip
-    return _result(rows, rejects, counts)
-
-
 def build_video_requests(video: pa.Table, template: str, qa_per_clip: int) -> list[ClipRequest]:
     """One vision request per video: its sampled frames, their times and its human captions."""
     out = []
@@ -297,37 +248,12 @@ def offline_video_answer(req: ClipRequest, qa_per_clip: int, seed: int = 0) -> d
     return {"caption": caption, "qa": _stratified(pool, max(1, min(qa_per_clip, len(pool))), seed, req.motion_id)}
 
 
-def annotate_videos(video: pa.Table, cfg, *, annotator, template: str, prompt_version: str, seed: int = 0) -> StageResult:
-    """A re-caption (task caption) and QA rows for each video; counters ``videos_in`` =
-    ``videos_annotated`` + ``videos_quarantined``."""
-    counts: Counter = Counter()
-    rejects: list[Reject] = []
-    rows = []
-    requests = build_video_requests(video, template, cfg.qa_per_clip)
-    results = annotator.answer_all(requests, kind="video")
-    who = _provenance(annotator, prompt_version, seed)
-    # video QA is not checked against kinematics: a video row carries no joints
-    for req, res in _answered(requests, results, "annotate_video", counts, rejects, "videos", "videos_annotated"):
-        pairs = [("caption", "caption", "Describe what the person does in this video, in time order.",
-                  res.payload["caption"], None)]  # fmt: skip
-        pairs += [("qa", qa["category"], qa["question"], qa["answer"], qa.get("facts")) for qa in res.payload["qa"]]
-        for i, (task, category, question, answer, facts) in enumerate(pairs):
-            rows.append(_row(f"{req.motion_id}/video-{task}/{i}", "video", None, req.motion_id, task, category,
-                             question, answer, who(res.model), req.split, facts))  # fmt: skip
-    return _result(rows, rejects, counts)
-
-
-def recaptions_of(instruction: pa.Table) -> dict[str, str]:
-    """``video_id`` → the re-caption written from its frames, from ``annotate_videos``' rows."""
-    rows = instruction.select(["sample_id", "video_id", "conversations"]).to_pylist()
-    return {r["video_id"]: r["conversations"][1]["content"] for r in rows if "/video-caption/" in r["sample_id"]}
-
-
 def build_video_qa_requests(video: pa.Table, template: str, qa_per_clip: int,
-                            recaptions: dict[str, str]) -> list[ClipRequest]:  # fmt: skip
+                            recaptions: dict[str, str] | None = None) -> list[ClipRequest]:  # fmt: skip
     """One text-only request per video, as MoVid turned its GPT-4V re-captions into QA with a text model: the
     re-caption (when the vision pass wrote one) and the human captions."""
     out = []
+    recaptions = recaptions or {}
     for r in video.select(["video_id", "split", "captions"]).to_pylist():
         recaption = recaptions.get(r["video_id"])
         captions = "\n".join(f"- {c}" for c in r["captions"]) or "- (none)"
@@ -337,38 +263,114 @@ def build_video_qa_requests(video: pa.Table, template: str, qa_per_clip: int,
     return out
 
 
-def annotate_video_qa(video: pa.Table, cfg, *, annotator, template: str, prompt_version: str, seed: int = 0,
-                      recaptions: dict[str, str] | None = None) -> StageResult:  # fmt: skip
-    """QA rows (task qa) for each video, written from its re-caption and human captions by a text model;
-    counters ``videos_in`` = ``videos_qa_annotated`` + ``videos_quarantined``."""
-    counts: Counter = Counter()
-    rejects: list[Reject] = []
-    rows = []
-    requests = build_video_qa_requests(video, template, cfg.qa_per_clip, recaptions or {})
-    results = annotator.answer_all(requests, kind="video_qa")
-    who = _provenance(annotator, prompt_version, seed)
-    for req, res in _answered(requests, results, "annotate_video_qa", counts, rejects, "videos", "videos_qa_annotated"):
-        for i, qa in enumerate(res.payload["qa"]):
-            rows.append(_row(f"{req.motion_id}/video-text-qa/{i}", "video", None, req.motion_id, "qa", qa["category"],
-                             qa["question"], qa["answer"], who(res.model), req.split, qa.get("facts")))  # fmt: skip
-    return _result(rows, rejects, counts)
-
-
 def offline_caption(req: ClipRequest, seed: int = 0) -> dict:
     """A detailed caption from the first human caption and the facts, without an LLM."""
     return {"caption": caption_from_facts(req.facts, req.captions, req.motion_id, seed)}
 
 
-def annotate_captions(motion: pa.Table, cfg, *, annotator, template: str, prompt_version: str, seed: int = 0) -> StageResult:
-    """One detailed caption (task caption, category detailed) per full clip; counters ``clips_in`` =
-    ``clips_captioned`` + ``clips_quarantined``."""
-    counts: Counter = Counter()
-    rejects: list[Reject] = []
+
+
+# --- the annotation tasks: what each asks and which rows its answers become ---------------------------------
+
+
+@dataclass
+class _Tally:
+    """What a task's answers add up to in one unit; ``shared`` is the unit's memo that the tasks share
+    (``facts``: motion id → facts; ``recaptions``: video id → the vision pass's re-caption)."""
+
+    counts: Counter = field(default_factory=Counter)
+    rejects: list[Reject] = field(default_factory=list)
+    shared: dict = field(default_factory=dict)
+
+
+def _qa_rows(req: ClipRequest, payload: dict, who: dict, t: _Tally) -> list[dict]:
+    """Motion QA: each pair checked against the clip's facts; a contradicted one goes to quarantine."""
     rows = []
-    requests = build_requests(motion, template, cfg.qa_per_clip)
-    results = annotator.answer_all(requests, kind="caption")
+    for i, qa in enumerate(payload["qa"]):
+        t.counts["qa_in"] += 1
+        sample_id = f"{req.motion_id}/qa/{i}"
+        why = verify_qa(qa, req.facts)
+        if why:
+            t.counts["qa_quarantined"] += 1
+            t.counts["dropped_contradicts_kinematics"] += 1
+            t.rejects.append(Reject(sample_id, "instruction", "annotate", "contradicts_kinematics", f"{why}: "
+                                    f"{qa['question']} → {qa['answer']}", "annotator", None, req.split))  # fmt: skip
+            continue
+        t.counts["qa_out"] += 1
+        rows.append(_row(sample_id, "motion", req.motion_id, None, "qa", qa["category"], qa["question"],
+                         qa["answer"], who, req.split, qa.get("facts")))  # fmt: skip
+    return rows
+
+
+def _caption_rows(req: ClipRequest, payload: dict, who: dict, t: _Tally) -> list[dict]:
+    """One detailed caption (task caption, category detailed) per full clip."""
+    return [_row(f"{req.motion_id}/detailed-caption/0", "motion", req.motion_id, None, "caption", "detailed",
+                 "Describe this motion in detail, in time order.", payload["caption"], who, req.split)]  # fmt: skip
+
+
+def _video_rows(req: ClipRequest, payload: dict, who: dict, t: _Tally) -> list[dict]:
+    """A re-caption (task caption) and QA per video; the re-caption is kept for the video_qa task. Video QA is
+    not checked against kinematics: a video row carries no joints."""
+    t.shared.setdefault("recaptions", {})[req.motion_id] = payload["caption"]
+    pairs = [("caption", "caption", "Describe what the person does in this video, in time order.",
+              payload["caption"], None)]  # fmt: skip
+    pairs += [("qa", qa["category"], qa["question"], qa["answer"], qa.get("facts")) for qa in payload["qa"]]
+    return [_row(f"{req.motion_id}/video-{task}/{i}", "video", None, req.motion_id, task, category, question,
+                 answer, who, req.split, facts) for i, (task, category, question, answer, facts) in enumerate(pairs)]
+
+
+def _video_qa_rows(req: ClipRequest, payload: dict, who: dict, t: _Tally) -> list[dict]:
+    """QA (task qa) per video, written by a text model from its re-caption and human captions."""
+    return [_row(f"{req.motion_id}/video-text-qa/{i}", "video", None, req.motion_id, "qa", qa["category"],
+                 qa["question"], qa["answer"], who, req.split, qa.get("facts")) for i, qa in enumerate(payload["qa"])]
+
+
+@dataclass(frozen=True)
+class AnnotationTask:
+    """One annotation task (``annotator.tasks``): the table it reads, the stage its counters go under
+    (``<item>_in = <done> + <item>_quarantined``), the answer kind (schema, backend), its prompt, how its
+    requests are built from the table and which rows an answer becomes."""
+
+    table: str
+    stage: str
+    kind: str
+    item: str
+    done: str
+    prompt_field: str  # the AnnotatorConfig field that names the prompt file
+    check: str  # the manifest's reconciliation entry
+    requests: Callable[[pa.Table, str, int, dict], list[ClipRequest]]  # (table, template, qa_per_clip, shared)
+    rows: Callable[[ClipRequest, dict, dict, _Tally], list[dict]]  # (request, payload, annotator row, tally)
+    pair_counters: tuple[str, ...] = ()  # qa_in = qa_out + qa_quarantined, when pairs are checked one by one
+
+
+# In run order: video_qa writes its QA from the re-captions that video_caption produced in the same unit.
+TASKS = {
+    "caption": AnnotationTask("motion", "annotate_caption", "caption", "clips", "clips_captioned", "caption_prompt",
+                              "captioned_clips", lambda tb, tp, n, sh: build_requests(tb, tp, n, sh.setdefault("facts", {})),
+                              _caption_rows),
+    "qa": AnnotationTask("motion", "annotate", "motion", "clips", "clips_annotated", "prompt", "annotated_clips",
+                         lambda tb, tp, n, sh: build_requests(tb, tp, n, sh.setdefault("facts", {})), _qa_rows,
+                         ("qa_in", "qa_out", "qa_quarantined")),
+    "video_caption": AnnotationTask("video", "annotate_video", "video", "videos", "videos_annotated", "video_prompt",
+                                    "annotated_videos", lambda tb, tp, n, sh: build_video_requests(tb, tp, n),
+                                    _video_rows),
+    "video_qa": AnnotationTask("video", "annotate_video_qa", "video_qa", "videos", "videos_qa_annotated",
+                               "video_qa_prompt", "video_text_qa",
+                               lambda tb, tp, n, sh: build_video_qa_requests(tb, tp, n, sh.get("recaptions")),
+                               _video_qa_rows),
+}  # fmt: skip
+
+
+def annotate(table: pa.Table, task: AnnotationTask, cfg, *, annotator, template: str, prompt_version: str,
+             seed: int = 0, shared: dict | None = None) -> StageResult:  # fmt: skip
+    """The instruction rows of one annotation task over ``table``. ``annotator.answer_all(requests, kind=)``
+    returns one ``AnswerResult`` per request (payload or error); a request without an answer goes to quarantine.
+    ``shared``: the unit's memo the tasks share (facts computed once per clip, the video re-captions)."""
+    tally = _Tally(shared=shared if shared is not None else {})
+    requests = task.requests(table, template, cfg.qa_per_clip, tally.shared)
+    results = annotator.answer_all(requests, kind=task.kind)
     who = _provenance(annotator, prompt_version, seed)
-    for req, res in _answered(requests, results, "annotate_caption", counts, rejects, "clips", "clips_captioned"):
-        rows.append(_row(f"{req.motion_id}/detailed-caption/0", "motion", req.motion_id, None, "caption", "detailed",
-                         "Describe this motion in detail, in time order.", res.payload["caption"], who(res.model), req.split))  # fmt: skip
-    return _result(rows, rejects, counts)
+    rows = []
+    for req, res in _answered(requests, results, task.stage, tally.counts, tally.rejects, task.item, task.done):
+        rows += task.rows(req, res.payload, who(res.model), tally)
+    return _result(rows, tally.rejects, tally.counts)

@@ -17,8 +17,6 @@ from stages import StageResult
 __all__ = ["CAPTION_PROMPTS", "PROMPT_VERSION", "caption_instructions", "video_caption_instructions"]
 
 STAGE = "caption_instructions"
-INPUT_COLUMNS = ("motion_id", "split", "texts")
-OUTPUT_TABLES = ("instruction",)
 PROMPT_VERSION = "caption-templates/v1"
 VIDEO_PROMPTS = (
     "Describe what the person does in this video.",
@@ -54,7 +52,7 @@ def caption_instructions(batch: pa.Table, cfg=None, *, seed: int = 0) -> StageRe
                  "params": json.dumps({"seed": seed}, sort_keys=True)}  # fmt: skip
     rows = []
     counts: Counter = Counter()
-    for rec in batch.select(list(INPUT_COLUMNS)).to_pylist():
+    for rec in batch.select(["motion_id", "split", "texts"]).to_pylist():
         for i, text in enumerate(rec["texts"]):
             counts["captions_in"] += 1
             sample_id = f"{rec['motion_id']}/caption/{i}"

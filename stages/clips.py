@@ -82,6 +82,27 @@ class ClipRows:
                 spans[(start_f, end_f)].append(cap)
         return whole, spans
 
+    def _add_subclips(self, motion_id: str, split: str, features: np.ndarray, joints: np.ndarray, spans: dict,
+                      base: dict, frame_offset: int, text_path: str | None) -> None:  # fmt: skip
+        """One row per distinct caption time span that makes a clip of an allowed length."""
+        for (start_f, end_f), caps in sorted(spans.items()):
+            self.counts["subclips_in"] += 1
+            sub_id = subclip_id(motion_id, start_f, end_f)
+            reason = self._length_reason(end_f - start_f, prefix="subclip_")
+            if reason:
+                self.reject(sub_id, reason, f"frames [{start_f}, {end_f}) of {motion_id}: {end_f - start_f} frames; "
+                            f"limits {self.cfg.min_frames}–{self.cfg.max_frames} ({len(caps)} caption(s))", split,
+                            text_path)  # fmt: skip
+                self.counts["subclips_quarantined"] += 1
+                self.counts["captions_quarantined"] += len(caps)
+                continue
+            self.rows.append(base | {"motion_id": sub_id, "parent_id": motion_id, "start_frame": frame_offset + start_f,
+                                     "end_frame": frame_offset + end_f, "num_frames": end_f - start_f,
+                                     "features": features[start_f:end_f], "joints": joints[start_f:end_f],
+                                     "texts": [c.as_row() for c in caps]})  # fmt: skip
+            self.counts["subclips_out"] += 1
+            self.counts["captions_out"] += len(caps)
+
     def add_clip(self, motion_id: str, split: str, features: np.ndarray, joints: np.ndarray,
                  raw_text: bytes | None, *, source_path: str, text_path: str | None = None,
                  mirror_of: str | None = None, frame_offset: int = 0, plain_captions: bool = False) -> None:  # fmt: skip
@@ -120,23 +141,7 @@ class ClipRows:
                                      "end_frame": frame_offset + n_frames, "num_frames": n_frames,
                                      "features": features, "joints": joints, "texts": [c.as_row() for c in whole]})  # fmt: skip
             self.counts["captions_out"] += len(whole)
-        for (start_f, end_f), caps in sorted(spans.items()):
-            self.counts["subclips_in"] += 1
-            sub_id = subclip_id(motion_id, start_f, end_f)
-            reason = self._length_reason(end_f - start_f, prefix="subclip_")
-            if reason:
-                self.reject(sub_id, reason, f"frames [{start_f}, {end_f}) of {motion_id}: {end_f - start_f} frames; "
-                            f"limits {self.cfg.min_frames}–{self.cfg.max_frames} ({len(caps)} caption(s))", split,
-                            text_path)  # fmt: skip
-                self.counts["subclips_quarantined"] += 1
-                self.counts["captions_quarantined"] += len(caps)
-                continue
-            self.rows.append(base | {"motion_id": sub_id, "parent_id": motion_id, "start_frame": frame_offset + start_f,
-                                     "end_frame": frame_offset + end_f, "num_frames": end_f - start_f,
-                                     "features": features[start_f:end_f], "joints": joints[start_f:end_f],
-                                     "texts": [c.as_row() for c in caps]})  # fmt: skip
-            self.counts["subclips_out"] += 1
-            self.counts["captions_out"] += len(caps)
+        self._add_subclips(motion_id, split, features, joints, spans, base, frame_offset, text_path)
         if len(self.rows) > n_before:
             self.counts["clips_out"] += 1
             return

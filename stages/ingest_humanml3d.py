@@ -26,12 +26,10 @@ from stages import StageResult
 from stages.clips import ClipRows, subclip_id
 from stages.source_files import SourceFileError, SourceRoot, read_npy, read_text
 
-__all__ = ["INPUT_COLUMNS", "OUTPUT_TABLES", "STAGE", "ingest_humanml3d", "subclip_id"]
+__all__ = ["STAGE", "ingest_humanml3d", "subclip_id"]
 
 STAGE = "ingest_humanml3d"
 SOURCE = "humanml3d"
-INPUT_COLUMNS = ("motion_id", "split")
-OUTPUT_TABLES = ("motion",)
 FEATURES_DIR, JOINTS_DIR, TEXTS_DIR = "new_joint_vecs", "new_joints", "texts"
 
 

@@ -51,6 +51,25 @@ def _smpl_motion(path: Path, fps: float, models, max_frames: int):
     return features, features_to_joints(features)
 
 
+def _video_row(rec: dict, info, sampled, segment: tuple[float, float], alignment, motion_frames) -> dict:
+    """The ``video`` row of a decoded video: its header, the segment used, the sampled frames and, when it is
+    aligned to a motion, the motion frame shown at each sampled frame."""
+    return {
+        "video_id": rec["video_id"], "source": "video", "source_path": rec["path"], "split": rec["split"],
+        "fps": info.fps, "variable_frame_rate": info.variable_frame_rate, "duration": info.duration,
+        "num_frames": info.num_frames, "orig_width": info.width, "orig_height": info.height,
+        "rotation": info.rotation, "codec": info.codec, "width": sampled.width, "height": sampled.height,
+        "segment_start": segment[0], "segment_end": segment[1],
+        "frame_indices": sampled.indices, "frame_timestamps": sampled.timestamps, "frames": sampled.jpegs,
+        "decoder": sampled.decoder, "captions": list(rec["captions"] or []),
+        "motion_id": rec["motion_id"] if alignment else None,
+        "motion_frame_indices": motion_frames_for(sampled.timestamps, alignment, motion_frames).tolist()
+        if alignment else None,
+        "overlap_seconds": alignment.overlap if alignment else None,
+        "offset_seconds": alignment.offset if alignment else None,
+    }  # fmt: skip
+
+
 def ingest_video(batch: pa.Table, frames_cfg, align_cfg, ingest_cfg, *, root: str | Path, models=None,
                  smpl_fps: float | None = None) -> StageResult:  # fmt: skip
     src = SourceRoot(root, ingest_cfg.allowed_roots)
@@ -102,19 +121,7 @@ def ingest_video(batch: pa.Table, frames_cfg, align_cfg, ingest_cfg, *, root: st
                              if rec["captions"] else None, source_path=rec["smpl"], plain_captions=True)  # fmt: skip
         counts["videos_out"] += 1
         counts[f"decoded_{sampled.decoder}"] += 1
-        rows.append({
-            "video_id": vid, "source": "video", "source_path": rel, "split": split, "fps": info.fps,
-            "variable_frame_rate": info.variable_frame_rate, "duration": info.duration, "num_frames": info.num_frames,
-            "orig_width": info.width, "orig_height": info.height, "rotation": info.rotation, "codec": info.codec,
-            "width": sampled.width, "height": sampled.height, "segment_start": start, "segment_end": end,
-            "frame_indices": sampled.indices, "frame_timestamps": sampled.timestamps, "frames": sampled.jpegs,
-            "decoder": sampled.decoder, "captions": list(rec["captions"] or []),
-            "motion_id": motion_id if alignment else None,
-            "motion_frame_indices": motion_frames_for(sampled.timestamps, alignment, motion_frames).tolist()
-            if alignment else None,
-            "overlap_seconds": alignment.overlap if alignment else None,
-            "offset_seconds": alignment.offset if alignment else None,
-        })  # fmt: skip
+        rows.append(_video_row(rec, info, sampled, (start, end), alignment, motion_frames))
     tables = {"video": pa.Table.from_pylist(rows, schema=VIDEO_SCHEMA)}
     if motions.counts["clips_in"]:
         built = motions.result()

@@ -57,7 +57,7 @@ def test_caption_lines_reconcile(broken_tree, broken_build):
 def test_manifest_matches_shards(broken_build):
     out, manifest = broken_build
     assert manifest["schema_version"] == SCHEMA_VERSION
-    on_disk = sorted(p.relative_to(out).as_posix() for t in ("motion", "instruction", "quarantine", "bench")
+    on_disk = sorted(p.relative_to(out).as_posix() for t in ("motion", "instruction", "clip_stats", "quarantine", "bench")
                      for p in (out / t).rglob("*.parquet"))  # fmt: skip
     assert sorted(s["path"] for s in manifest["shards"]) == on_disk
     for s in manifest["shards"]:

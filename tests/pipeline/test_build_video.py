@@ -121,7 +121,7 @@ def test_csv_metadata_is_read_like_jsonl(tmp_path):
                                            "c.mp4,x,train,soon,\nd.mp4,x,train,3,2\n")  # fmt: skip
     plan = plan_build(load_config(None, ["video.metadata=metadata.csv"], [f"video={tmp_path}"]))
     rows = [r for u in plan.units for r in u.rows]
-    assert [(r[0], r[2], r[3], r[4], r[5]) for r in rows] == [("a", ("one", "two"), "train", 0.5, None),
+    assert [(r.video_id, r.captions, r.split, r.start, r.end) for r in rows] == [("a", ("one", "two"), "train", 0.5, None),
                                                              ("b", (), "test", None, None)]
     assert {(r.record_id, r.reason) for r in plan.rejects} == {("c", "invalid_metadata"), ("d", "invalid_metadata")}
 

@@ -239,6 +239,7 @@ def test_split_parts_merge_to_the_unit_and_counts_reconcile_for_every_source_kin
     from pipeline.executors import LocalExecutor, merge_split_unit, write_crashed_record
     from pipeline.manifest import reconcile
     from pipeline.planner import WorkUnit, plan_build, split_unit
+    from pipeline.records import AmassRow, VideoRow
     from pipeline.runstate import RunState
     from pipeline.sample_data import write_sample_humanml3d
     from pipeline.units import run_unit
@@ -270,8 +271,8 @@ def test_split_parts_merge_to_the_unit_and_counts_reconcile_for_every_source_kin
     assert (q["record_id"], q["reason"], q["unit_id"]) == (bad, "worker_crashed", unit.unit_id)
 
     # one crashed record of each source kind: its ingest counters balance the manifest's checks
-    amass_row = ("KIT_3_walk", "KIT/3/walk_poses.npz", 0, 100, "train", "test")
-    video_row = ("v1", "clips/v1.mp4", ("a person waves",), "val", None, None, None, None, None, None)
+    amass_row = AmassRow("KIT_3_walk", "KIT/3/walk_poses.npz", 0, 100, "train", "test")
+    video_row = VideoRow("v1", "clips/v1.mp4", ("a person waves",), "val", None, None, None, None, None, None)
     cases = [
         (WorkUnit("humanml3d-train-00000-x.00000", 0, "humanml3d", "/h", "train", ("000001",)), {"planned": 1}, 1),
         (WorkUnit("motionx-test-00000-x.00000", 0, "motionx", "/m", "test", ("humanml/1",)), {"planned": 1}, 1),

@@ -165,7 +165,7 @@ def test_overwrite_removes_only_what_movid_wrote(overwritten, case):
     elif case == "no_stale_shard_left":
         manifest = json.loads((out / "manifest.json").read_text())
         listed = {s["path"] for s in manifest["shards"]}
-        on_disk = {p.relative_to(out).as_posix() for t in ("motion", "video", "instruction", "quarantine", "bench")
+        on_disk = {p.relative_to(out).as_posix() for t in ("motion", "video", "instruction", "clip_stats", "quarantine", "bench")
                    for p in (out / t).rglob("*.parquet")}  # fmt: skip
         assert on_disk == listed
 

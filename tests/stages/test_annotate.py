@@ -11,7 +11,8 @@ from schemas.motion import motion_table
 from stages.annotate import (
     CATEGORIES,
     QA_SCHEMA,
-    annotate_motions,
+    TASKS,
+    annotate,
     build_requests,
     load_prompt,
     offline_answer,
@@ -153,13 +154,38 @@ def test_verification_catches_contradictions(qa, reason):
 def test_annotate_stage_counts_reconcile():
     template, version = load_prompt(PROMPTS, "motion_qa.v1")
     cfg = AnnotatorConfig(qa_per_clip=4)
-    res = annotate_motions(MOTION, cfg, annotator=OfflineAnnotator(4), template=template, prompt_version=version)
+    res = annotate(MOTION, TASKS["qa"], cfg, annotator=OfflineAnnotator(4), template=template, prompt_version=version)
     c = res.counters
     assert c["clips_in"] == 3 == c["clips_annotated"] and c["qa_in"] == c["qa_out"] == 12 == res.tables["instruction"].num_rows
     row = res.tables["instruction"].to_pylist()[0]
     assert row["task"] == "qa" and row["annotator"]["backend"] == "offline" and row["annotator"]["prompt_version"] == version
     facts = [json.loads(r["facts"]) for r in res.tables["instruction"].to_pylist() if r["facts"] is not None]
     assert len(facts) >= 9 and all(isinstance(f, dict) for f in facts)  # canonical JSON of the offline facts
+
+
+def test_tasks_share_each_clips_facts(monkeypatch):
+    """The caption and QA tasks of a unit compute each clip's motion facts once (a memo the unit's tasks share),
+    and the rows are those each task writes on its own."""
+    import stages.annotate as annotate_module
+
+    calls = []
+    real = annotate_module.motion_facts
+    monkeypatch.setattr(annotate_module, "motion_facts", lambda joints: calls.append(1) or real(joints))
+    cfg = AnnotatorConfig(qa_per_clip=3)
+    alone = {}
+    for name in ("caption", "qa"):
+        template, version = load_prompt(PROMPTS, getattr(cfg, TASKS[name].prompt_field))
+        alone[name] = annotate(MOTION, TASKS[name], cfg, annotator=OfflineAnnotator(3), template=template,
+                               prompt_version=version).tables["instruction"]  # fmt: skip
+    assert len(calls) == 2 * MOTION.num_rows
+    calls.clear()
+    shared: dict = {}
+    for name in ("caption", "qa"):
+        template, version = load_prompt(PROMPTS, getattr(cfg, TASKS[name].prompt_field))
+        together = annotate(MOTION, TASKS[name], cfg, annotator=OfflineAnnotator(3), template=template,
+                            prompt_version=version, shared=shared).tables["instruction"]  # fmt: skip
+        assert together.equals(alone[name])
+    assert len(calls) == MOTION.num_rows and set(shared["facts"]) == set(MOTION.column("motion_id").to_pylist())
 
 
 def test_llm_answers_carry_no_facts():
@@ -175,8 +201,8 @@ def test_llm_answers_carry_no_facts():
                     for _ in requests]  # fmt: skip
 
     template, version = load_prompt(PROMPTS, "motion_qa.v1")
-    res = annotate_motions(MOTION, AnnotatorConfig(qa_per_clip=1), annotator=Replies(), template=template,
-                           prompt_version=version)  # fmt: skip
+    res = annotate(MOTION, TASKS["qa"], AnnotatorConfig(qa_per_clip=1), annotator=Replies(), template=template,
+                   prompt_version=version)  # fmt: skip
     assert res.tables["instruction"].column("facts").null_count == 3
 
 

@@ -57,9 +57,9 @@ def test_a_plausible_clip_measures_within_human_limits():
 def test_a_batch_measures_each_clip_as_if_alone(monkeypatch):
     # clips of all sizes, an empty one, and blocks much smaller than a unit: a clip longer than a block
     # alone, boundaries between clips, measures per clip as if each were measured by itself
-    import stages.validate as sv
+    import stages.plausibility as physics
 
-    monkeypatch.setattr(sv, "_BLOCK_FRAMES", 100)
+    monkeypatch.setattr(physics, "_BLOCK_FRAMES", 100)
     clean = _joints()
     clips = [clean[:37], clean[:0], clean[5:], *implausible_variants(clean).values(), clean[:1], clean[:64], clean]
     cfg = _cfg().validation.plausibility
