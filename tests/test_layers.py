@@ -57,7 +57,7 @@ def test_movid_has_both_sides_commands():
         return set(next(a for a in parser._actions if a.dest == "command").choices)
 
     data = commands(data_parser())
-    assert data == {"sample-data", "build", "inspect", "validate", "requeue", "report"}
+    assert data == {"sample-data", "build", "inspect", "stages", "validate", "requeue", "report"}
     assert commands(build_parser()) == data | {"export", "score", "evaluate", "train", "generate"}
     assert callable(consumer)
 

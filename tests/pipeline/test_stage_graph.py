@@ -117,3 +117,11 @@ def test_faults_come_from_the_plan_passed_in(tmp_path, monkeypatch):
     monkeypatch.setenv("MOVID_FAULT_ENOSPC_UNIT", "train")  # read only by the CLI entry point
     manifest = build(cfg, str(out), show_progress=False)
     assert manifest["reconciliation"]["ok"] and manifest["units"]["skipped"] >= 1
+
+
+def test_movid_stages_prints_the_declared_graph(capsys):
+    from movid.cli import main
+    from pipeline.stage_graph import render_graph
+
+    assert main(["stages"]) == 0
+    assert capsys.readouterr().out == render_graph()
