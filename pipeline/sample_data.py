@@ -7,6 +7,7 @@ input kind the ingest must quarantine, listed with the expected reason in ``BROK
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -154,26 +155,36 @@ def write_sample_humanml3d(root: str | Path, n_motions: int = 100, seed: int = 0
     return {"motions": n_good, "broken": len(expected)}
 
 
+def _put_record(root: Path, splits: dict[str, list[str]], mid: str, features=None, joints=None, lines=None,
+                split: str | None = "train") -> None:  # fmt: skip
+    """Write what a (broken) record has of its files, and list it in ``split``."""
+    if features is not None:
+        np.save(root / "new_joint_vecs" / f"{mid}.npy", features)
+    if joints is not None:
+        np.save(root / "new_joints" / f"{mid}.npy", joints)
+    if lines is not None:
+        data = lines if isinstance(lines, bytes) else ("\n".join(lines) + "\n").encode()
+        (root / "texts" / f"{mid}.txt").write_bytes(data)
+    if split:
+        splits[split].append(mid)
+
+
 def _write_broken(root: Path, splits: dict[str, list[str]], rng: np.random.Generator) -> dict:
     """One record per broken kind, ids 900000+. Returns {record_id: expected reason}."""
     feats = joints_to_features(synthesize_joints([Segment("walk", 3.0)], rng))
     joints = features_to_joints(feats)
     cap = "a person walks forward."
-    ok_line = _line(cap, 0.0, 0.0)
     expected: dict = {"_all_only": []}
-
-    def put(mid, features=None, joints_=None, lines=None, split="train"):
-        if features is not None:
-            np.save(root / "new_joint_vecs" / f"{mid}.npy", features)
-        if joints_ is not None:
-            np.save(root / "new_joints" / f"{mid}.npy", joints_)
-        if lines is not None:
-            data = lines if isinstance(lines, bytes) else ("\n".join(lines) + "\n").encode()
-            (root / "texts" / f"{mid}.txt").write_bytes(data)
-        if split:
-            splits[split].append(mid)
-
+    put = partial(_put_record, root, splits)
     ids = iter(f"{900000 + k}" for k in range(100))
+    _broken_files(put, ids, root, splits, feats, joints, _line(cap, 0.0, 0.0), expected)
+    _broken_captions(put, ids, feats, joints, cap, expected)
+    assert FEATURE_DIM == feats.shape[1]
+    return expected
+
+
+def _broken_files(put, ids, root: Path, splits: dict, feats, joints, ok_line: str, expected: dict) -> None:
+    """Records whose files, or whose place in the split files, are broken."""
     mid = next(ids)
     put(mid, feats, None, [ok_line])
     expected[mid] = "missing_file"
@@ -206,7 +217,11 @@ def _write_broken(root: Path, splits: dict[str, list[str]], rng: np.random.Gener
     put(mid, feats, joints, [ok_line])
     splits["test"].append(mid)
     expected[mid] = "split_conflict"
-    # Caption-line problems: the clip itself is fine and keeps its good line; the bad line is quarantined.
+
+
+def _broken_captions(put, ids, feats, joints, cap: str, expected: dict) -> None:
+    """Caption-line problems: the clip itself is fine and keeps its good line; the bad line is quarantined."""
+    ok_line = _line(cap, 0.0, 0.0)
     n = len(feats)
     for reason, bad in (
         ("empty_caption", b""),
@@ -224,8 +239,6 @@ def _write_broken(root: Path, splits: dict[str, list[str]], rng: np.random.Gener
     put(mid, feats, joints, [cap])  # its only line has no fields
     expected[mid] = "no_valid_caption"
     expected[f"{mid}/texts:1"] = "malformed_caption"
-    assert FEATURE_DIM == feats.shape[1]
-    return expected
 
 
 def _mirrored_pose(local: np.ndarray, root: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -238,15 +251,60 @@ def _mirrored_pose(local: np.ndarray, root: np.ndarray) -> tuple[np.ndarray, np.
     return d @ local[:, swap] @ d, root * np.array([-1.0, 1.0, 1.0])
 
 
+def _write_amass_clip(amass: Path, folder: str, fps: float, k: int, name: str, stem: str, end: int, pose,
+                      rng: np.random.Generator) -> str:  # fmt: skip
+    """One AMASS-style clip (a humanact12 joints file, or an SMPL+H ``.npz``); its line of ``index.csv``."""
+    from pipeline.synthetic_body import AMASS_FROM_YUP
+    from pipeline.synthetic_motion import forward_kinematics
+    from stages.rotations import matrix_to_axis_angle
+
+    local, pos = pose
+    (amass / folder).mkdir(parents=True, exist_ok=True)
+    if folder.startswith("humanact12"):
+        joints = forward_kinematics(local, pos).astype(np.float32)
+        np.save(amass / folder / f"P{k:02d}.npy", np.concatenate([joints, joints[:, 20:22]], axis=1))
+        return f"./pose_data/{folder}/P{k:02d}.npy,0,-1,{name}.npy"
+    T = len(pos)
+    poses = np.zeros((T, 156), np.float32)
+    poses[:, :3] = matrix_to_axis_angle(AMASS_FROM_YUP @ local[:, 0])
+    poses[:, 3:66] = matrix_to_axis_angle(local[:, 1:22]).reshape(T, 63)
+    np.savez(amass / folder / f"{stem}_poses.npz", poses=poses, trans=(pos @ AMASS_FROM_YUP.T).astype(np.float32),
+             betas=rng.normal(0, 0.5, 16).astype(np.float32), gender=np.array(str(rng.choice(["male", "female"]))),
+             mocap_framerate=np.array(fps))  # fmt: skip
+    return f"./pose_data/{folder}/{stem}_poses.npy,{int(rng.integers(0, 5))},{end},{name}.npy"
+
+
+def _write_motionx_pair(motionx: Path, name: str, pose) -> list[str]:
+    """A Motion-X SMPL-X clip and its mirror as its own file, with their labels; their split-file ids."""
+    from stages.rotations import matrix_to_axis_angle
+    from stages.smpl import MOTIONX_LAYOUT
+
+    mx_local, mx_pos = pose
+    ids = []
+    for mid, (lc, ps), text in ((name, (mx_local, mx_pos), "a person moves around."),
+                                ("M" + name, _mirrored_pose(mx_local, mx_pos), "a person moves around.")):  # fmt: skip
+        a = np.zeros((len(ps), 322), np.float32)
+        for key, value in (("root_orient", matrix_to_axis_angle(lc[:, 0])),
+                           ("pose_body", matrix_to_axis_angle(lc[:, 1:22]).reshape(len(ps), 63)), ("trans", ps)):
+            s, e = MOTIONX_LAYOUT[key]
+            a[:, s:e] = value
+        path = motionx / "motion_data" / "smplx_322" / "humanml" / f"{mid}.npy"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, a)
+        tpath = motionx / "texts" / "semantic_label" / "humanml" / f"{mid}.txt"
+        tpath.parent.mkdir(parents=True, exist_ok=True)
+        tpath.write_text(text + "\n")
+        ids.append(f"humanml/{mid}")
+    return ids
+
+
 def write_sample_smpl(root: str | Path, n_clips: int = 6, seed: int = 0) -> dict:
     """Synthetic SMPL-family sources under ``root``: ``body_models/`` (SMPL+H and SMPL-X, every gender),
     ``amass/`` (AMASS-style ``.npz`` at several frame rates, a humanact12 joints file, HumanML3D's
     ``index.csv`` with its crops and trims, split files, ``texts/`` with mirrored ``M`` captions) and
     ``motionx/`` (SMPL-X ``.npy`` clips and their mirrors, plain-sentence labels, split files)."""
-    from pipeline.synthetic_body import AMASS_FROM_YUP, write_body_model
-    from pipeline.synthetic_motion import forward_kinematics, synthesize_pose
-    from stages.rotations import matrix_to_axis_angle
-    from stages.smpl import MOTIONX_LAYOUT
+    from pipeline.synthetic_body import write_body_model
+    from pipeline.synthetic_motion import synthesize_pose
 
     root = Path(root)
     for model_type in ("smplh", "smplx"):
@@ -270,21 +328,7 @@ def write_sample_smpl(root: str | Path, n_clips: int = 6, seed: int = 0) -> dict
         seconds = sum(s.seconds for s in segments) - trim
         end = int(seconds * 20) - int(rng.integers(0, 10)) if k % 3 else -1  # HumanML3D's -1 = up to the end
         stem = f"{segments[-1].action}_{k:02d}"
-        if folder.startswith("humanact12"):
-            joints = forward_kinematics(local, pos).astype(np.float32)
-            (amass / folder).mkdir(parents=True, exist_ok=True)
-            np.save(amass / folder / f"P{k:02d}.npy", np.concatenate([joints, joints[:, 20:22]], axis=1))
-            index.append(f"./pose_data/{folder}/P{k:02d}.npy,0,-1,{name}.npy")
-        else:
-            T = len(pos)
-            poses = np.zeros((T, 156), np.float32)
-            poses[:, :3] = matrix_to_axis_angle(AMASS_FROM_YUP @ local[:, 0])
-            poses[:, 3:66] = matrix_to_axis_angle(local[:, 1:22]).reshape(T, 63)
-            (amass / folder).mkdir(parents=True, exist_ok=True)
-            np.savez(amass / folder / f"{stem}_poses.npz", poses=poses, trans=(pos @ AMASS_FROM_YUP.T).astype(np.float32),
-                     betas=rng.normal(0, 0.5, 16).astype(np.float32), gender=np.array(str(rng.choice(["male", "female"]))),
-                     mocap_framerate=np.array(fps))  # fmt: skip
-            index.append(f"./pose_data/{folder}/{stem}_poses.npy,{int(rng.integers(0, 5))},{end},{name}.npy")
+        index.append(_write_amass_clip(amass, folder, fps, k, name, stem, end, (local, pos), rng))
         lines = _caption_lines(segments[1:] if trim else segments, rng)
         lines = [ln for ln in lines if ln.endswith("#0.0#0.0")]  # spans refer to the uncropped clip: drop them
         (amass / "texts" / f"{name}.txt").write_text("\n".join(lines) + "\n")
@@ -292,21 +336,7 @@ def write_sample_smpl(root: str | Path, n_clips: int = 6, seed: int = 0) -> dict
         splits[split] += [name, "M" + name]
 
         # Motion-X: the same kind of motion as SMPL-X at 30 fps, Y-up, and its mirror as its own file
-        mx_local, mx_pos = synthesize_pose(_random_segments(rng), rng, 30.0)
-        for mid, (lc, ps), text in ((name, (mx_local, mx_pos), "a person moves around."),
-                                    ("M" + name, _mirrored_pose(mx_local, mx_pos), "a person moves around.")):  # fmt: skip
-            a = np.zeros((len(ps), 322), np.float32)
-            for key, value in (("root_orient", matrix_to_axis_angle(lc[:, 0])),
-                               ("pose_body", matrix_to_axis_angle(lc[:, 1:22]).reshape(len(ps), 63)), ("trans", ps)):
-                s, e = MOTIONX_LAYOUT[key]
-                a[:, s:e] = value
-            path = motionx / "motion_data" / "smplx_322" / "humanml" / f"{mid}.npy"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            np.save(path, a)
-            tpath = motionx / "texts" / "semantic_label" / "humanml" / f"{mid}.txt"
-            tpath.parent.mkdir(parents=True, exist_ok=True)
-            tpath.write_text(text + "\n")
-            mx_splits[split].append(f"humanml/{mid}")
+        mx_splits[split] += _write_motionx_pair(motionx, name, synthesize_pose(_random_segments(rng), rng, 30.0))
     (amass / "index.csv").write_text("\n".join(index) + "\n")
     for folder, sp in ((amass, splits), (motionx, mx_splits)):
         for split, ids in sp.items():

@@ -50,6 +50,45 @@ def segment_bounds(segments: list[Segment], fps: float = FPS) -> list[tuple[int,
     return [(int(a), int(b)) for a, b in zip(np.concatenate([[0], ends[:-1]]), ends, strict=True)]
 
 
+def _gait(seg: Segment, t: np.ndarray, ramp: np.ndarray, phase: float, rng: np.random.Generator, add):
+    """Legs, arms and spine of a walk or run (``add(joint, axis, angles)``); its forward speed and lift."""
+    run = seg.action == "run"
+    freq = rng.uniform(2.6, 3.0) if run else rng.uniform(0.85, 1.0)  # gait cycles per second
+    hip_a, knee_a = (0.75, 1.3) if run else (0.4, 0.6)
+    w = 2 * np.pi * freq * t + phase
+    sgn = -1.0 if seg.direction == "backward" else 1.0
+    for hip, knee, ph in ((L_HIP, L_KNEE, 0.0), (R_HIP, R_KNEE, np.pi)):
+        add(hip, "x", -hip_a * np.sin(w + ph) * ramp * sgn)
+        add(knee, "x", knee_a * np.clip(np.sin(w + ph + sgn * np.pi / 2), 0, None) * ramp)
+    for sh, el, ph in ((L_SHOULDER, L_ELBOW, np.pi), (R_SHOULDER, R_ELBOW, 0.0)):
+        add(sh, "x", -(0.6 if run else 0.3) * np.sin(w + ph) * ramp * sgn)
+        add(el, "x", -(1.3 if run else 0.25) * ramp)
+    add(SPINE1, "x", (0.25 if run else 0.05) * ramp)
+    speed = sgn * (rng.uniform(2.6, 3.4) if run else rng.uniform(1.0, 1.4)) * ramp
+    lift = (0.04 if run else 0.015) * np.abs(np.sin(w)) * ramp
+    return speed, lift
+
+
+def _jump_or_squat(seg: Segment, t: np.ndarray, add, lift: np.ndarray) -> np.ndarray:
+    """Legs, spine and arms of ``seg.repeats`` jumps or squats; the lift (jumps leave the ground)."""
+    depth = 0.55 if seg.action == "jump" else 1.2
+    cyc = np.clip(t * seg.repeats / seg.seconds, 0, seg.repeats)
+    bend = np.sin(np.pi * (cyc % 1.0)) ** 2 * depth
+    for hip, knee, ankle in ((L_HIP, L_KNEE, L_ANKLE), (R_HIP, R_KNEE, R_ANKLE)):
+        add(hip, "x", -bend)
+        add(knee, "x", 2 * bend)
+        add(ankle, "x", -bend)
+    add(SPINE1, "x", 0.4 * bend)
+    if seg.action == "jump":
+        air = np.clip(np.sin(2 * np.pi * (cyc % 1.0) - np.pi / 2), 0, None)
+        for sh in (L_SHOULDER, R_SHOULDER):
+            add(sh, "x", -2.2 * air)
+        return 0.35 * air
+    for sh in (L_SHOULDER, R_SHOULDER):
+        add(sh, "x", -1.4 * bend / depth)
+    return lift
+
+
 def _segment_curves(seg: Segment, n: int, rng: np.random.Generator, fps: float = FPS):
     """Per-frame local angles {joint: [(axis, angle)]}, forward speed (m/s), yaw rate (rad/s), lift (m)."""
     t = np.arange(n) / fps
@@ -64,37 +103,9 @@ def _segment_curves(seg: Segment, n: int, rng: np.random.Generator, fps: float =
     side_sign = 1.0 if seg.side == "left" else -1.0
     shoulder, elbow = (L_SHOULDER, L_ELBOW) if seg.side == "left" else (R_SHOULDER, R_ELBOW)
     if seg.action in ("walk", "run"):
-        run = seg.action == "run"
-        freq = rng.uniform(2.6, 3.0) if run else rng.uniform(0.85, 1.0)  # gait cycles per second
-        hip_a, knee_a = (0.75, 1.3) if run else (0.4, 0.6)
-        w = 2 * np.pi * freq * t + phase
-        sgn = -1.0 if seg.direction == "backward" else 1.0
-        for hip, knee, ph in ((L_HIP, L_KNEE, 0.0), (R_HIP, R_KNEE, np.pi)):
-            add(hip, "x", -hip_a * np.sin(w + ph) * ramp * sgn)
-            add(knee, "x", knee_a * np.clip(np.sin(w + ph + sgn * np.pi / 2), 0, None) * ramp)
-        for sh, el, ph in ((L_SHOULDER, L_ELBOW, np.pi), (R_SHOULDER, R_ELBOW, 0.0)):
-            add(sh, "x", -(0.6 if run else 0.3) * np.sin(w + ph) * ramp * sgn)
-            add(el, "x", -(1.3 if run else 0.25) * ramp)
-        add(SPINE1, "x", (0.25 if run else 0.05) * ramp)
-        speed = sgn * (rng.uniform(2.6, 3.4) if run else rng.uniform(1.0, 1.4)) * ramp
-        lift = (0.04 if run else 0.015) * np.abs(np.sin(w)) * ramp
+        speed, lift = _gait(seg, t, ramp, phase, rng, add)
     elif seg.action in ("jump", "squat"):
-        depth = 0.55 if seg.action == "jump" else 1.2
-        cyc = np.clip(t * seg.repeats / seg.seconds, 0, seg.repeats)
-        bend = np.sin(np.pi * (cyc % 1.0)) ** 2 * depth
-        for hip, knee, ankle in ((L_HIP, L_KNEE, L_ANKLE), (R_HIP, R_KNEE, R_ANKLE)):
-            add(hip, "x", -bend)
-            add(knee, "x", 2 * bend)
-            add(ankle, "x", -bend)
-        add(SPINE1, "x", 0.4 * bend)
-        if seg.action == "jump":
-            air = np.clip(np.sin(2 * np.pi * (cyc % 1.0) - np.pi / 2), 0, None)
-            lift = 0.35 * air
-            for sh in (L_SHOULDER, R_SHOULDER):
-                add(sh, "x", -2.2 * air)
-        else:
-            for sh in (L_SHOULDER, R_SHOULDER):
-                add(sh, "x", -1.4 * bend / depth)
+        lift = _jump_or_squat(seg, t, add, lift)
     elif seg.action == "wave":
         add(shoulder, "z", side_sign * 2.4 * ramp)
         add(elbow, "y", -side_sign * 0.4 * ramp)
