@@ -12,7 +12,7 @@ The builds (small, so that ``tests/pipeline/test_output_digests.py`` runs them i
 - ``llm``: sample HumanML3D through the loopback OpenAI-compatible server (``tests/llm_server.py``).
 
 ``--demo RUN BLIND`` compares (or with ``--record``, records) the files of a ``make demo`` run instead: its
-``scores.json`` and both runs' ``predictions.jsonl`` (CPU training is deterministic, so a behaviour-preserving
+``scores.json`` (less the folders it names) and both runs' ``predictions.jsonl`` (CPU training is deterministic, so a behaviour-preserving
 change gives the same bytes; ``make demo DEMO_RUN=... DEMO_BLIND=...`` puts them where you like).
 
 A digest covers each manifest-listed shard's bytes and the manifest's counts (tables, reconciliation,
@@ -102,6 +102,11 @@ def _demo(run: Path, blind: Path, record: bool) -> int:
     files = {"scores.json": run / "scores.json", "predictions.jsonl": run / "predictions.jsonl",
              "blind/predictions.jsonl": blind / "predictions.jsonl"}  # fmt: skip
     got = {name: hashlib.sha256(path.read_bytes()).hexdigest() for name, path in files.items()}
+    # the scores without where their inputs were (baselines.*.source names the run and build folders)
+    scores = json.loads(files["scores.json"].read_text())
+    for baseline in scores.get("baselines", {}).values():
+        baseline.pop("source", None)
+    got["scores.json"] = hashlib.sha256(json.dumps(scores, sort_keys=True).encode()).hexdigest()
     recorded = json.loads(DIGESTS.read_text())
     if record:
         recorded["demo"] = got
