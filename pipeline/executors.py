@@ -248,11 +248,10 @@ class RayExecutor:
         self.timings: dict[str, float] = {}  # seconds: ray start, running units, ray stop
 
     def _init_ray(self):
-        env: dict[str, str] = {}
         missing = [k for k in self.cfg.forward_env if k not in os.environ]
         if missing:
             raise ExecutorError(f"ray.forward_env: {', '.join(missing)} not set in this environment")
-        env |= {k: os.environ[k] for k in self.cfg.forward_env}
+        env = {k: os.environ[k] for k in self.cfg.forward_env}
         started = start_ray(self.cfg.address, num_cpus=self.cfg.num_cpus, object_store_memory=self.cfg.object_store_memory,
                             env_vars=env, cluster_env=WORKER_ENV)  # fmt: skip
         import ray  # (imported by start_ray already: ~1 s, and only this executor needs it)
