@@ -26,7 +26,7 @@ from schemas.instruction import INSTRUCTION_SCHEMA, MOTION_PLACEHOLDER, VIDEO_PL
 from schemas.motion import NUM_JOINTS
 from schemas.quarantine import Reject
 from stages import StageResult
-from stages.motion_facts import BODY_PARTS, facts_text, motion_facts
+from stages.motion_facts import BODY_PARTS, facts_text, motion_facts_batch
 from stages.offline_qa import caption_from_facts, motion_qa, video_qa
 
 __all__ = ["CATEGORIES", "QA_SCHEMA", "TASKS", "AnnotationTask", "ClipRequest", "annotate", "build_requests",
@@ -121,15 +121,15 @@ def build_requests(motion: pa.Table, template: str, qa_per_clip: int, memo: dict
         if r["parent_id"]:
             spans[r["parent_id"]] += r["texts"]
     joints = joint_arrays(motion.column("joints"))
+    todo = [k for k, r in enumerate(cols) if not r["parent_id"] and r["motion_id"] not in memo]
+    memo.update(zip([cols[k]["motion_id"] for k in todo], motion_facts_batch([joints[k] for k in todo]), strict=True))
     out = []
-    for k, r in enumerate(cols):
+    for r in cols:
         if r["parent_id"]:
             continue
         texts = r["texts"] + spans.get(r["motion_id"], [])
         captions = "\n".join(f"- {t['caption']} ({_span(t)})" for t in texts) or "- (none)"
-        facts = memo.get(r["motion_id"])
-        if facts is None:
-            facts = memo[r["motion_id"]] = motion_facts(joints[k])
+        facts = memo[r["motion_id"]]
         prompt = template.format(captions=captions, facts=facts_text(facts), n=qa_per_clip)
         out.append(ClipRequest(r["motion_id"], r["split"], prompt, facts, captions=tuple(t["caption"] for t in texts)))
     return out

@@ -164,13 +164,13 @@ def test_annotate_stage_counts_reconcile():
 
 
 def test_tasks_share_each_clips_facts(monkeypatch):
-    """The caption and QA tasks of a unit compute each clip's motion facts once (a memo the unit's tasks share),
-    and the rows are those each task writes on its own."""
+    """The caption and QA tasks of a unit compute each clip's motion facts once, in one batch per task that
+    needs any (a memo the unit's tasks share), and the rows are those each task writes on its own."""
     import stages.annotate as annotate_module
 
     calls = []
-    real = annotate_module.motion_facts
-    monkeypatch.setattr(annotate_module, "motion_facts", lambda joints: calls.append(1) or real(joints))
+    real = annotate_module.motion_facts_batch
+    monkeypatch.setattr(annotate_module, "motion_facts_batch", lambda clips: calls.extend([1] * len(clips)) or real(clips))
     cfg = AnnotatorConfig(qa_per_clip=3)
     alone = {}
     for name in ("caption", "qa"):
