@@ -13,6 +13,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from model.config import TrainConfig
 from model.motionllm import clean_name
+from pipeline import allot_threads, usable_cpus
 
 __all__ = ["Runtime", "load_optimizer", "set_cpu_threads", "trainable_state", "unwrap", "wrap"]
 
@@ -88,12 +89,10 @@ def unwrap(model):
 
 
 def set_cpu_threads(threads: int, local_workers: int = 1) -> int:
-    """Intra-op threads of this CPU process: ``threads``, or with 0 this node's cores shared among its
-    ``local_workers`` processes. Processes that each use every core (torch's default) thrash a small machine."""
-    n = threads or max(1, (os.cpu_count() or 1) // max(1, local_workers))
-    if torch.get_num_threads() != n:
-        torch.set_num_threads(n)
-    return n
+    """Intra-op threads of this CPU process, torch's and the BLAS/OpenMP pools' (``pipeline.allot_threads``):
+    ``threads``, or with 0 the cores this process may use shared among the node's ``local_workers`` processes.
+    Processes that each use every core (torch's default) thrash a small machine."""
+    return allot_threads(threads or max(1, usable_cpus() // max(1, local_workers)))
 
 
 def trainable_state(model, optimizer, fsdp: bool) -> tuple[dict, dict]:

@@ -8,6 +8,7 @@ module exports; its submodules are private to the data side (an import-linter co
 from pipeline.config import AnnotatorConfig, ConfigError
 from pipeline.raystart import start_ray
 from pipeline.runstate import RunStateError, atomic_write_bytes, contained_path, lock_out, path_problem
+from stages.threads import allot_threads, thread_settings, usable_cpus
 
-__all__ = ["AnnotatorConfig", "ConfigError", "RunStateError", "atomic_write_bytes", "contained_path", "lock_out",
-           "path_problem", "start_ray"]  # fmt: skip
+__all__ = ["AnnotatorConfig", "ConfigError", "RunStateError", "allot_threads", "atomic_write_bytes", "contained_path",
+           "lock_out", "path_problem", "start_ray", "thread_settings", "usable_cpus"]  # fmt: skip

@@ -43,6 +43,7 @@ from pipeline.raystart import start_ray
 from pipeline.runstate import RunState
 from pipeline.units import write_unit_outputs
 from schemas.quarantine import Reject
+from stages.threads import allot_threads, usable_cpus
 
 __all__ = ["WORKER_CRASHED", "WORKER_ENV", "ExecutorError", "LocalExecutor", "RayExecutor", "make_executor", "merge_split_unit",
            "run_isolated", "write_crashed_record"]  # fmt: skip
@@ -96,6 +97,7 @@ class LocalExecutor:
 
         results = []
         t0 = time.perf_counter()
+        allot_threads(usable_cpus())  # one unit at a time: the process's CPUs (Ray gives each task its one)
         # a unit that a Ray build had split goes on as parts, so its output is the same whichever executor ends it
         splitting = _tidy_split_parts(RunState(out))
         with _progress(len(units), show_progress) as bar:
@@ -124,9 +126,22 @@ def _crash_report(out: str, unit_id: str) -> Path:
     return RunState(out).units_dir / f".tmp-crash-{unit_id}" / "fatal-error.txt"
 
 
+def _allot_ray_threads() -> None:
+    """A Ray task's intra-op threads: the CPUs Ray assigned it (a unit asks for one)."""
+    import ray
+
+    allot_threads(ray.get_runtime_context().get_assigned_resources().get("CPU", 1))
+
+
 def _call(fn: UnitFn, unit: WorkUnit, cfg: BuildConfig, out: str) -> dict:
     """``fn(unit, cfg, out)`` as a Ray task (the unit function, ``functools.partial`` included, is its argument)."""
+    _allot_ray_threads()
     return fn(unit, cfg, out)
+
+
+def _call_isolated(fn: UnitFn, unit: WorkUnit, cfg: BuildConfig, out: str) -> dict:
+    _allot_ray_threads()
+    return run_isolated(fn, unit, cfg, out)
 
 
 def run_isolated(fn: UnitFn, unit: WorkUnit, cfg: BuildConfig, out: str) -> dict:
@@ -343,7 +358,7 @@ def _remote_tasks(ray, fn: UnitFn, max_retries: int) -> dict:
     # (the unit function travels as an argument, as to run_isolated: it may carry a fault plan; the task keeps
     # the unit function's name, ray::run_unit, which is how a unit's worker is found)
     name = getattr(fn, "func", fn).__name__
-    return {"unit": ray.remote(**opts, name=name)(_call), "part": ray.remote(**opts)(run_isolated),
+    return {"unit": ray.remote(**opts, name=name)(_call), "part": ray.remote(**opts)(_call_isolated),
             "merge": ray.remote(**opts)(merge_split_unit)}  # fmt: skip
 
 

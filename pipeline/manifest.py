@@ -205,6 +205,16 @@ def _refuse_failed(state: RunState, checks: dict, table_level: dict, cfg: BuildC
                          + "\n".join(lines))  # fmt: skip
 
 
+def _threads_seen(unit_stats: list[dict]) -> dict[str, list]:
+    """The intra-op thread settings the units ran with (``stages.threads``), each as its distinct values: a
+    Ray build's units show ``allotted: [1]``; a unit finished by an older movid shows nothing."""
+    seen: dict[str, set] = {}
+    for stats in unit_stats:
+        for k, v in (stats.get("threads") or {}).items():
+            seen.setdefault(k, set()).add(v)
+    return {k: sorted(v, key=lambda x: (x is None, x or 0)) for k, v in sorted(seen.items())}
+
+
 def commit_build(state: RunState, unit_stats: list[dict], cfg: BuildConfig, identity: dict, extra: dict) -> dict:
     commit_file = state.dir / "commit.json"
     if commit_file.is_file():
@@ -248,6 +258,7 @@ def commit_build(state: RunState, unit_stats: list[dict], cfg: BuildConfig, iden
     stage_seconds: Counter = Counter()
     for stats in unit_stats:
         stage_seconds.update(stats.get("seconds", {}))
+    manifest["threads"] = _threads_seen(unit_stats)
     manifest["seconds"] = manifest.get("seconds", {}) | {
         "unit_stages": {k: round(v, 3) for k, v in sorted(stage_seconds.items())},  # summed over units (CPU-ish)
         "table_checks": round(time.perf_counter() - t0, 3)}  # fmt: skip

@@ -23,6 +23,7 @@ from pipeline.runstate import RunState, atomic_write_json
 from pipeline.shards import write_table_shards
 from pipeline.stage_graph import UnitContext, run_stage, stages_of
 from schemas.quarantine import Reject, rejects_table
+from stages.threads import thread_settings
 
 __all__ = ["NO_SPLIT", "run_unit", "write_unit_outputs"]
 
@@ -32,7 +33,7 @@ NO_SPLIT = "_"  # staging folder name for tables that are not split (quarantine)
 
 def write_unit_outputs(
     state: RunState, unit_id: str, tables: dict[str, pa.Table], rejects: list[Reject], stages: dict, cfg: BuildConfig,
-    seconds: dict | None = None, write=write_table_shards,
+    seconds: dict | None = None, write=write_table_shards, threads: dict | None = None,
 ) -> dict:
     """Stage a unit's tables (split by their ``split`` column) and quarantine, then publish them. ``write``:
     the shard writer (a fault plan's, in tests)."""
@@ -57,6 +58,8 @@ def write_unit_outputs(
         stats = {"unit_id": unit_id, "files": files, "stages": stages}
         if seconds is not None:  # where the unit's time went (stage → s); the write itself is not in it
             stats["seconds"] = {k: round(v, 4) for k, v in seconds.items()}
+        if threads is not None:  # the intra-op threads it ran with (stages.threads)
+            stats["threads"] = threads
         atomic_write_json(tmp / "stats.json", stats)
         state.finish_unit(tmp, unit_id)
     except BaseException:
@@ -103,7 +106,7 @@ def _run_unit(unit: WorkUnit, cfg: BuildConfig, out: str, state: RunState, fault
     for stage in stages:
         run_stage(stage, ctx)
     stats = write_unit_outputs(state, unit.unit_id, ctx.tables(), ctx.rejects, ctx.counters, cfg,
-                               seconds=ctx.seconds, write=write)  # fmt: skip
+                               seconds=ctx.seconds, write=write, threads=thread_settings())  # fmt: skip
     log.debug("unit %s done in %.2fs: %s", unit.unit_id, time.perf_counter() - t0,
               Counter(ctx.counters.get(stages[0].name, {})))  # fmt: skip
     return stats

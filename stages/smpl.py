@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from stages.source_files import SourceFileError, read_npy, read_npz
+from stages.threads import apply_to_torch
 
 __all__ = [
     "AMASS_TO_YUP",
@@ -244,6 +245,7 @@ class BodyModels:
         import torch
         from smplx.lbs import batch_rigid_transform, batch_rodrigues, blend_shapes, vertices2joints
 
+        apply_to_torch(torch)  # a worker's intra-op threads, as its CPU allotment says (stages.threads)
         model = self.get(params.model_type, params.gender)
         betas = np.zeros(self.num_betas, np.float32)
         n = min(self.num_betas, len(params.betas))

@@ -130,3 +130,16 @@ def test_rate_limit_is_shared_by_all_workers(ray_address, tmp_path):
     # workers limiting themselves separately would send pairs at once, and half the span over all of them
     for k in range(1, len(arrivals)):
         assert (arrivals[k:] - arrivals[:-k]).min() >= 0.2 * k - 0.12, k
+
+
+def test_ray_tasks_run_with_the_threads_of_their_cpu(clean_tree, ray_address, tmp_path):
+    """A unit asks Ray for one CPU and runs one intra-op thread, even where the workers' environment says
+    otherwise (OMP_NUM_THREADS=2 forwarded: OpenBLAS and torch would start two threads each)."""
+    env = os.environ | {"OMP_NUM_THREADS": "2"}
+    r = _cli_build(clean_tree, tmp_path / "out", ray_address, "--set", "ray.forward_env=[OMP_NUM_THREADS]", env=env)
+    assert r.returncode == 0, r.stderr
+    import json
+
+    threads = json.loads((tmp_path / "out" / "manifest.json").read_text())["threads"]
+    assert threads["allotted"] == [1] and threads["pools"] == [1], threads
+    assert set(threads["torch"]) <= {None, 1}, threads
