@@ -11,7 +11,7 @@ DEMO_BLIND ?= demo_run_blind
 # CPU build of torch that this machine has on disk; an unpinned torch would pull a multi-GB CUDA build.
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: setup browser demo test test-all test-llm llm-setup smollm-setup test-smollm bench lint clean
+.PHONY: setup browser demo test test-all test-llm llm-setup smollm-setup test-smollm bench bench-check lint clean
 
 setup: $(STAMP)
 
@@ -74,13 +74,15 @@ smollm-setup: setup
 test-smollm: smollm-setup
 	$(PY) -m pytest -m slow tests/model/test_smollm.py -s
 
+# Every bench runs even when one misses its goal (each exits 1 then); make bench fails if any did.
 bench: setup
-	$(PY) bench/ingest.py
-	$(PY) bench/kinematics.py
-	$(PY) bench/frames.py
-	$(PY) bench/annotate.py
-	$(PY) bench/validate.py
-	$(PY) bench/train.py
+	@status=0; for b in ingest kinematics frames annotate validate train; do \
+		$(PY) bench/$$b.py || status=1; done; exit $$status
+
+# The quick benches at small sizes with their goals (a few minutes): run before every stop; not part of CI.
+bench-check: setup
+	@status=0; for b in ingest kinematics frames; do \
+		echo "== bench/$$b.py --quick"; $(PY) bench/$$b.py --quick || status=1; done; exit $$status
 
 # ruff, and the layers (import-linter contracts in pyproject.toml; docs/architecture.md, "Layers")
 lint: setup

@@ -93,6 +93,12 @@ def run_build(cfg: BuildConfig, out: str, *, overwrite: bool = False, show_progr
     log.info("%d work units: %d to run, %d already done (%s executor)", len(plan.units), len(pending), skipped,
              cfg.executor)  # fmt: skip
     t_run = time.perf_counter()
+    if cfg.validation.enabled and cfg.executor == "ray" and pending:
+        # the table-level checks after the units import great-expectations here (~2-3 s): started now, in a
+        # thread, the import overlaps the units (the driver only waits on them) instead of following them
+        from stages.validate import preload
+
+        preload()
     executor = make_executor(cfg)
     unit_fn = run_unit if faults is None else partial(run_unit, faults=faults)  # (a partial pickles for Ray)
     executor.run(unit_fn, pending, cfg, str(state.out), show_progress=show_progress)
