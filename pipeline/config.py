@@ -54,6 +54,13 @@ class RayConfig:
 
 
 @dataclass
+class LocalConfig:
+    # executor=local: 1 runs the units in this process, in order (for debugging); N > 1 runs them in N
+    # processes forked from it (pipeline.local_pool); 0: one per CPU this process may use
+    workers: int = num(1, ge=0, le=1024)
+
+
+@dataclass
 class PlanConfig:
     unit_size: int = num(256, ge=1)  # source clips per work unit
 
@@ -226,6 +233,7 @@ class BuildConfig:
     executor: str = "ray"  # ray | local
     sources: list[SourceSpec] = field(default_factory=list)
     ray: RayConfig = field(default_factory=RayConfig)
+    local: LocalConfig = field(default_factory=LocalConfig)
     plan: PlanConfig = field(default_factory=PlanConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
     smpl: SmplConfig = field(default_factory=SmplConfig)

@@ -54,6 +54,7 @@ def config_hash(cfg: BuildConfig) -> str:
     d = dataclasses.asdict(cfg)
     d.pop("executor")
     d.pop("ray")
+    d.pop("local")
     d["sources"] = [s["kind"] for s in d["sources"]]
     for section, key in PATH_KEYS:
         d[section][key] = d[section][key] is not None  # whether it is set counts, not where it lies

@@ -21,28 +21,28 @@ Failures on Ray:
 from __future__ import annotations
 
 import errno
-import faulthandler
 import logging
 import os
-import re
-import shutil
-import sys
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
-from pathlib import Path
+from functools import partial
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from pipeline.config import BuildConfig, RayConfig, config_hash
+from pipeline.isolation import (
+    WORKER_CRASHED,
+    merge_split_unit,
+    quarantine_crashed,
+    run_isolated,
+    tidy_split_parts,
+    write_crashed_record,
+)
 from pipeline.planner import WorkUnit, split_unit
 from pipeline.ratelimit import actor_name, start_shared_limiter
 from pipeline.raystart import start_ray
 from pipeline.runstate import RunState
-from pipeline.units import write_unit_outputs
-from schemas.quarantine import Reject
 from stages.threads import allot_threads, usable_cpus
 
 __all__ = ["WORKER_CRASHED", "WORKER_ENV", "ExecutorError", "LocalExecutor", "RayExecutor", "make_executor", "merge_split_unit",
@@ -51,13 +51,9 @@ __all__ = ["WORKER_CRASHED", "WORKER_ENV", "ExecutorError", "LocalExecutor", "Ra
 log = logging.getLogger(__name__)
 
 UnitFn = Callable[[WorkUnit, BuildConfig, str], dict]
-WORKER_CRASHED = "worker_crashed"  # quarantine reason of a record whose worker process died on every attempt
-_PART = re.compile(r"^(?P<parent>[^.]+)\.\d{5}$")  # a single-record part of a split unit (planner.split_unit)
 # Set in the workers of a joined cluster (a private Ray's workers inherit the driver's environment, which the
 # movid command sets): no analytics calls from great-expectations.
 WORKER_ENV = {"GX_ANALYTICS_ENABLED": "false"}
-_FATAL_SIGNALS = {"Segmentation fault": "SIGSEGV", "Bus error": "SIGBUS", "Floating-point exception": "SIGFPE",
-                  "Floating point exception": "SIGFPE", "Aborted": "SIGABRT", "Illegal instruction": "SIGILL"}  # fmt: skip
 
 
 class ExecutorError(RuntimeError):
@@ -87,19 +83,44 @@ def unit_error(unit_id: str, exc: BaseException, out: str | None = None) -> Exec
     return ExecutorError(f"work unit {unit_id} stopped: {cause}")
 
 
+def _local_unit(fn: UnitFn, cfg: BuildConfig, out: str, unit: WorkUnit) -> dict:
+    return fn(unit, cfg, out)
+
+
 class LocalExecutor:
     name = "local"
 
-    def __init__(self):
+    def __init__(self, workers: int = 1):
+        self.workers = workers  # local.workers: 1 in this process; N forked processes; 0 one per CPU
         self.timings: dict[str, float] = {}
 
     def run(self, fn: UnitFn, units: Sequence[WorkUnit], cfg: BuildConfig, out: str, show_progress=True) -> list[dict]:
-
-        results = []
         t0 = time.perf_counter()
-        allot_threads(usable_cpus())  # one unit at a time: the process's CPUs (Ray gives each task its one)
         # a unit that a Ray build had split goes on as parts, so its output is the same whichever executor ends it
-        splitting = _tidy_split_parts(RunState(out))
+        splitting = tidy_split_parts(RunState(out))
+        cpus = usable_cpus()
+        workers = min(self.workers or cpus, len(units))
+        if workers > 1 and not splitting:
+            results = self._run_forked(fn, units, cfg, out, show_progress, workers, cpus)
+        else:
+            results = self._run_here(fn, units, cfg, out, show_progress, splitting)
+        self.timings = {"run": round(time.perf_counter() - t0, 3)} | self.timings
+        return results
+
+    def _run_forked(self, fn, units, cfg, out, show_progress, workers: int, cpus: int) -> list[dict]:
+        from pipeline.local_pool import run_in_processes, warm_up
+
+        self.timings = {"validate_setup": round(warm_up(cfg.validation.enabled), 3)}  # once, before the forks
+        with _progress(len(units), show_progress) as bar:
+            try:
+                return run_in_processes(partial(_local_unit, fn, cfg, out), units, workers, max(1, cpus // workers),
+                                        lambda: bar.update(1))  # fmt: skip
+            except Exception as exc:
+                raise unit_error(getattr(exc, "unit_id", "?"), exc, out) from exc
+
+    def _run_here(self, fn, units, cfg, out, show_progress, splitting) -> list[dict]:
+        results = []
+        allot_threads(usable_cpus())  # one unit at a time: the process's CPUs (Ray gives each task its one)
         with _progress(len(units), show_progress) as bar:
             for unit in units:
                 try:
@@ -113,17 +134,10 @@ class LocalExecutor:
                 except Exception as exc:
                     raise unit_error(unit.unit_id, exc, out) from exc
                 bar.update(1)
-        self.timings = {"run": round(time.perf_counter() - t0, 3)}
         return results
 
 
-# --- isolating a record that kills its worker --------------------------------------------------------------
-
-
-def _crash_report(out: str, unit_id: str) -> Path:
-    # a staging name: a build that starts removes what a dead attempt left (RunState.remove_stale_tmp)
-
-    return RunState(out).units_dir / f".tmp-crash-{unit_id}" / "fatal-error.txt"
+# --- Ray tasks (a split unit's parts and their merge: pipeline.isolation) -----------------------------------
 
 
 def _allot_ray_threads() -> None:
@@ -142,117 +156,6 @@ def _call(fn: UnitFn, unit: WorkUnit, cfg: BuildConfig, out: str) -> dict:
 def _call_isolated(fn: UnitFn, unit: WorkUnit, cfg: BuildConfig, out: str) -> dict:
     _allot_ray_threads()
     return run_isolated(fn, unit, cfg, out)
-
-
-def run_isolated(fn: UnitFn, unit: WorkUnit, cfg: BuildConfig, out: str) -> dict:
-    """Run a single-record unit with Python's fault handler writing to ``OUT``, so that if the record kills
-    the process, the driver can say which signal, and where, in its quarantine row."""
-    report = _crash_report(out, unit.unit_id)
-    report.parent.mkdir(parents=True, exist_ok=True)
-    with open(report, "w") as fh:
-        faulthandler.enable(file=fh, all_threads=False)  # the crashing thread only: the report must not vary
-        try:
-            stats = fn(unit, cfg, out)
-        finally:
-            faulthandler.enable(file=sys.stderr)  # as Ray's workers have it
-    shutil.rmtree(report.parent, ignore_errors=True)
-    return stats
-
-
-def _death_detail(exc: BaseException, out: str, unit: WorkUnit, parent: WorkUnit) -> str:
-    """What killed the worker of ``unit``, for its quarantine row: the fatal signal and innermost Python frame
-    from the fault handler's report when there is one. Deterministic: the same crash gives the same text."""
-    # here: Ray takes ~1 s to import, and only a Ray build gets here
-    from ray.exceptions import NodeDiedError, OutOfMemoryError
-
-    report = _crash_report(out, unit.unit_id)
-    text = report.read_text(errors="replace") if report.is_file() else ""
-    fatal = re.search(r"Fatal Python error: ([^\n]+)", text)
-    if fatal:
-        what = fatal.group(1).strip()
-        signal = _FATAL_SIGNALS.get(what)
-        how = f"died of {signal} ({what})" if signal else f"died ({what})"
-        stack = re.search(r"(Stack|Current thread [^\n]*) \(most recent call first\):", text)
-        frame = re.search(r'File "([^"]+)", line (\d+) in (\S+)', text[stack.end():]) if stack else None
-        if frame:
-            how += f" in {frame.group(3)} ({Path(frame.group(1)).name}:{frame.group(2)})"
-    elif isinstance(exc, OutOfMemoryError):
-        how = "was killed by Ray's memory monitor (out of memory)"
-    elif isinstance(exc, NodeDiedError):
-        how = "was lost with its node"
-    else:
-        how = "was killed without a fatal-error report (SIGKILL, e.g. by the kernel's out-of-memory killer)"
-    records = ", ".join(unit.record_ids)
-    return (f"record {records}: its worker process {how} on every attempt, alone and within work unit "
-            f"{parent.unit_id} (the unit's other records were built without it)")  # fmt: skip
-
-
-def write_crashed_record(state, unit: WorkUnit, cfg: BuildConfig, detail: str) -> dict:
-    """Finish a single-record unit whose worker died on every attempt: its only output is a quarantine row
-    per record id, with the ingest counters that make the manifest reconcile (the record came in and was
-    quarantined; its captions were never read, so they are not counted)."""
-    kind, stage = unit.source_kind, f"ingest_{unit.source_kind}"
-    if kind == "video":
-        row = unit.rows[0]  # a VideoRow
-        rejects = [Reject(row.video_id, "video", stage, WORKER_CRASHED, detail, kind, row.path, row.split)]
-        counts = {"videos_in": 1, "videos_quarantined": 1}
-    else:
-        if kind == "amass":
-            row = unit.rows[0]  # an AmassRow
-            splits, path = list(row.record_splits()), row.source_path
-        else:
-            splits, path = [unit.split] * len(unit.record_ids), None
-        rejects = [Reject(rid, "motion", stage, WORKER_CRASHED, detail, kind, path, split)
-                   for rid, split in zip(unit.record_ids, splits, strict=True)]  # fmt: skip
-        counts = {"clips_in": len(rejects), "clips_quarantined": len(rejects), "rows_out": 0}
-    counts[f"dropped_{WORKER_CRASHED}"] = len(rejects)
-    return write_unit_outputs(state, unit.unit_id, {}, rejects, {stage: counts}, cfg)
-
-
-def merge_split_unit(unit: WorkUnit, parts: Sequence[WorkUnit], cfg: BuildConfig, out: str) -> dict:
-    """Publish the finished single-record ``parts`` of ``unit`` as the unit's own output: each table's rows
-    in record order, quarantine rows under the unit's id, stage counters and timings summed. Then remove the
-    parts.
-    Idempotent: a unit that is already published is returned as it is."""
-    state = RunState(out)
-    if state.is_done(unit.unit_id):
-        stats = state.read_stats(unit.unit_id)
-    else:
-        tables: dict[str, list[pa.Table]] = {}
-        rejects: list[Reject] = []
-        stages: dict[str, Counter] = {}
-        seconds: Counter = Counter()
-        for part in parts:
-            part_stats = state.read_stats(part.unit_id)
-            for stage, counts in part_stats["stages"].items():
-                stages.setdefault(stage, Counter()).update(counts)
-            seconds.update(part_stats.get("seconds", {}))
-            for f in sorted(part_stats["files"], key=lambda f: (f["table"], f["split"], f["file"])):
-                table = pq.read_table(state.unit_dir(part.unit_id) / f["table"] / f["split"] / f["file"])
-                if f["table"] == "quarantine":
-                    rejects += [Reject(**row) for row in table.to_pylist()]
-                else:
-                    tables.setdefault(f["table"], []).append(table)
-        merged = {name: pa.concat_tables(parts_of) for name, parts_of in tables.items()}
-        stats = write_unit_outputs(state, unit.unit_id, merged, rejects, {k: dict(v) for k, v in stages.items()}, cfg,
-                                   seconds=dict(seconds) if seconds else None)  # fmt: skip
-    for part in parts:
-        shutil.rmtree(state.unit_dir(part.unit_id), ignore_errors=True)
-    return stats
-
-
-def _tidy_split_parts(state) -> set[str]:
-    """Parts left on disk by an earlier run: removed where their unit was published, and the ids of the units
-    still being split returned (a resumed build goes straight to their parts)."""
-    splitting = set()
-    if state.units_dir.is_dir():
-        for d in state.units_dir.iterdir():
-            m = _PART.match(d.name)
-            if m and state.is_done(m["parent"]):
-                shutil.rmtree(d, ignore_errors=True)
-            elif m:
-                splitting.add(m["parent"])
-    return splitting
 
 
 class RayExecutor:
@@ -274,7 +177,7 @@ class RayExecutor:
         return ray, started
 
     def run(self, fn: UnitFn, units: Sequence[WorkUnit], cfg: BuildConfig, out: str, show_progress=True) -> list[dict]:
-        splitting = _tidy_split_parts(RunState(out))
+        splitting = tidy_split_parts(RunState(out))
         if not units:
             return []
         t0 = time.perf_counter()
@@ -338,7 +241,7 @@ class RayExecutor:
                             continue
                         if job == "merge":
                             raise stop(unit.unit_id, exc) from exc
-                        _quarantine_crashed(unit, parent, exc, cfg, out, stop)
+                        quarantine_crashed(unit, parent, exc, cfg, out, stop)
                     except Exception as exc:
                         raise stop(unit.unit_id, exc) from exc
                     if job == "part":
@@ -371,19 +274,7 @@ def _submit(tasks: dict, job: str, unit: WorkUnit, fn: UnitFn, cfg_ref, out: str
     return tasks["merge"].remote(unit, parts_of[unit.unit_id], cfg_ref, out)
 
 
-def _quarantine_crashed(unit: WorkUnit, parent: WorkUnit, exc: BaseException, cfg: BuildConfig, out: str, stop) -> None:
-    """A single-record part whose worker died on every attempt: its record goes to quarantine (``stop``: what
-    ends the build when even that fails)."""
-    detail = _death_detail(exc, out, unit, parent)
-    log.warning("work unit %s: %s — quarantined (%s)", parent.unit_id, detail, WORKER_CRASHED)
-    try:
-        write_crashed_record(RunState(out), unit, cfg, detail)
-    except Exception as exc2:
-        raise stop(unit.unit_id, exc2) from exc2
-    shutil.rmtree(_crash_report(out, unit.unit_id).parent, ignore_errors=True)
-
-
 def make_executor(cfg: BuildConfig):
     if cfg.executor == "local":
-        return LocalExecutor()
+        return LocalExecutor(cfg.local.workers)
     return RayExecutor(cfg.ray)
