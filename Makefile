@@ -29,7 +29,7 @@ browser:
 		&& apt-get install -y -qq chromium >/dev/null 2>&1; }; } || echo "note: chromium not installed; the report's browser test will be skipped"; }
 
 demo: setup
-	$(MOVID) sample-data $(DEMO_DATA) --motions 600 --seed 0 --broken
+	$(MOVID) sample-data $(DEMO_DATA) --motions 600 --seed 0 --broken --overwrite
 	$(MOVID) build --source humanml3d=$(DEMO_DATA)/humanml3d --source video=$(DEMO_DATA)/videos --out $(DEMO_OUT) --config configs/demo.yaml --overwrite
 	$(MOVID) inspect $(DEMO_OUT)
 	# the tiny MotionLLM-style model (random local LM + tokenizer + vision tower), trained whole on the captions

@@ -8,12 +8,15 @@ import argparse
 import errno
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import time
 import traceback
+from pathlib import Path
 
 from pipeline.build import build, summarize
+from pipeline.build_warnings import build_warnings
 from pipeline.config import ConfigError, load_config
 from pipeline.dry_run import estimate_annotation
 from pipeline.executors import ExecutorError
@@ -34,7 +37,35 @@ __all__ = ["ENVIRONMENT", "add_commands", "build_parser", "main", "run", "setup_
 ENVIRONMENT = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled", "GX_ANALYTICS_ENABLED": "false"}
 
 
+SAMPLE_MARK = ".movid-sample-data"  # in a folder sample-data wrote: only such a folder may be overwritten
+SAMPLE_PARTS = ("humanml3d", "videos", "amass", "motionx", "body_models", SAMPLE_MARK)
+
+
+def _sample_folder(folder: Path, overwrite: bool) -> None:
+    """Refuse a non-empty folder (old files would mix with the new sample), unless ``overwrite`` and it is
+    one that sample-data wrote: then what sample-data writes there is removed first, and nothing else."""
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        raise ConfigError(f"sample-data: {folder} is not a folder")
+    if not folder.is_dir() or not any(folder.iterdir()):
+        return
+    if not overwrite:
+        raise ConfigError(f"sample-data: {folder} is not empty (old files would mix with the sample); choose an "
+                          "empty folder, or add --overwrite to replace a sample written there before")  # fmt: skip
+    if not (folder / SAMPLE_MARK).is_file():
+        raise ConfigError(f"sample-data --overwrite: {folder} was not written by movid sample-data (no {SAMPLE_MARK}); "
+                          "nothing was removed — choose an empty folder")  # fmt: skip
+    for name in SAMPLE_PARTS:
+        part = folder / name
+        if part.is_symlink() or part.is_file():
+            part.unlink()
+        elif part.is_dir():
+            shutil.rmtree(part)
+
+
 def _cmd_sample_data(args) -> int:
+    _sample_folder(Path(args.dir), args.overwrite)
+    Path(args.dir).mkdir(parents=True, exist_ok=True)
+    (Path(args.dir) / SAMPLE_MARK).write_text("written by movid sample-data; --overwrite may replace this folder's sample\n")
     target = f"{args.dir}/humanml3d"
     counts = write_sample_humanml3d(target, args.motions, args.seed, broken=args.broken, show_progress=True)
     print(f"wrote {counts['motions']} motions ({args.motions} clips and their mirrors)"
@@ -78,6 +109,12 @@ def _cmd_build(args) -> int:
     print(f"built {args.out} in {time.perf_counter() - t0:.1f}s — {u['ran']} work unit(s) run, {u['skipped']} "
           f"already done ({cfg.executor} executor)")  # fmt: skip
     print(summarize(manifest))
+    warnings = build_warnings(args.out, manifest)
+    for line in warnings:
+        print(f"movid: warning: {line.strip()}" if not line.startswith("  ") else f"  {line.strip()}", file=sys.stderr)
+    if warnings and args.strict:
+        print("movid: error: --strict: the build has warnings (above)", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -134,6 +171,7 @@ def add_commands(sub) -> None:
     s.add_argument("dir", help="writes DIR/humanml3d/")
     s.add_argument("--motions", type=int, default=100, help="clips to generate (each also gets its M mirror)")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--overwrite", action="store_true", help="replace a sample that sample-data wrote in DIR before")
     s.add_argument("--broken", action="store_true", help="add one record of each broken-input kind")
     s.add_argument("--videos", type=int, default=None, metavar="N",
                    help="render N of the motions as videos in DIR/videos (default: min(motions, 10))")  # fmt: skip
@@ -151,6 +189,8 @@ def add_commands(sub) -> None:
     b.add_argument("--overwrite", action="store_true", help="replace a different build already in OUT")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.add_argument("--dry-run", action="store_true", help="estimate annotation requests, tokens and cost; write nothing")
+    b.add_argument("--strict", action="store_true",
+                   help="exit 1 when the build warns (no motion rows, or more than half its records quarantined)")  # fmt: skip
     _wait_option(b)
     b.set_defaults(fn=_cmd_build)
 

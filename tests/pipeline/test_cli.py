@@ -1,6 +1,7 @@
 """The ``movid`` command as users run it (subprocesses, exit codes, what it prints)."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -61,3 +62,43 @@ def test_help_lists_every_command(capsys):
     for command in ("sample-data", "build", "inspect", "validate", "requeue", "export", "report", "score", "train",
                     "generate"):  # fmt: skip
         assert command in text
+
+
+def test_a_build_that_writes_no_motion_rows_warns_and_strict_fails(tmp_path):
+    data = tmp_path / "data"
+    assert run("sample-data", str(data), "--motions", "3", "--videos", "0").returncode == 0
+    shutil.rmtree(data / "humanml3d" / "new_joint_vecs")  # the wrong folder, or half a download
+    args = ["build", "--source", f"humanml3d={data / 'humanml3d'}", "--executor", "local", "--quiet"]
+    r = run(*args, "--out", str(tmp_path / "a"))
+    assert r.returncode == 0
+    assert "movid: warning: the build wrote no motion rows (6 records listed by its sources, 6 quarantined)" in r.stderr
+    assert "top reason: missing_file (6), e.g. 000000: new_joint_vecs/000000.npy is missing" in r.stderr
+    r = run(*args, "--out", str(tmp_path / "b"), "--strict")
+    assert r.returncode == 1 and "--strict: the build has warnings" in r.stderr
+
+
+def test_a_sound_build_does_not_warn(tmp_path, clean_tree):
+    r = run("build", "--source", f"humanml3d={clean_tree}", "--out", str(tmp_path / "o"), "--executor", "local",
+            "--quiet", "--strict", "--set", "plan.unit_size=40")  # fmt: skip
+    assert r.returncode == 0 and "warning" not in r.stderr
+
+
+def test_sample_data_refuses_a_non_empty_folder_and_overwrites_only_its_own(tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("keep me")
+    r = run("sample-data", str(mine), "--motions", "2", "--videos", "0")
+    assert r.returncode == 2 and "is not empty" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = run("sample-data", str(mine), "--motions", "2", "--videos", "0", "--overwrite")
+    assert r.returncode == 2 and "was not written by movid sample-data" in r.stderr
+    assert sorted(p.name for p in mine.iterdir()) == ["thesis.tex"]
+
+    data = tmp_path / "data"
+    assert run("sample-data", str(data), "--motions", "3", "--videos", "0").returncode == 0
+    stale = data / "humanml3d" / "new_joint_vecs" / "999999.npy"
+    stale.write_bytes(b"old")
+    (data / "notes.txt").write_text("the user's")
+    assert run("sample-data", str(data), "--motions", "2", "--videos", "0").returncode == 2
+    assert run("sample-data", str(data), "--motions", "2", "--videos", "0", "--overwrite").returncode == 0
+    assert not stale.exists() and (data / "notes.txt").read_text() == "the user's"
+    assert len(list((data / "humanml3d" / "new_joint_vecs").iterdir())) == 4  # 2 clips and their mirrors
