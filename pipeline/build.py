@@ -14,6 +14,7 @@ from functools import partial
 from pathlib import Path
 
 from pipeline.config import BuildConfig, annotation_digests, config_hash
+from pipeline.config_identity import hashed_config
 from pipeline.executors import make_executor
 from pipeline.faults import FaultPlan
 from pipeline.manifest import commit_build
@@ -78,7 +79,7 @@ def run_build(cfg: BuildConfig, out: str, *, overwrite: bool = False, show_progr
     plan = plan or plan_build(cfg)
     identity = build_identity(cfg, plan)
     state = RunState(out)
-    resumed = state.prepare(identity, overwrite=overwrite)
+    resumed = state.prepare(identity, overwrite=overwrite, config=hashed_config(cfg))
     if resumed and state.is_complete():
         log.info("%s already holds this build; nothing to do", out)
         manifest = dict(load_manifest(state.out).raw)

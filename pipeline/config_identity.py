@@ -16,7 +16,7 @@ from stages.annotate import TASKS
 if TYPE_CHECKING:
     from pipeline.config import BuildConfig
 
-__all__ = ["annotation_digests", "config_hash"]
+__all__ = ["annotation_digests", "changed_config_keys", "config_hash", "hashed_config"]
 
 
 def annotation_digests(cfg: BuildConfig) -> dict[str, str]:
@@ -51,6 +51,11 @@ def config_hash(cfg: BuildConfig) -> str:
     them or switching executors keeps a build resumable. What the named prompt and schema files *say* is
     the run identity's ``annotation_inputs`` (``annotation_digests``, next to this hash in ``run.json``), so
     this hash reads no file: Ray workers compute it to find the build's rate-limit actor."""
+    return hashlib.sha256(json.dumps(hashed_config(cfg), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def hashed_config(cfg: BuildConfig) -> dict:
+    """The values :func:`config_hash` hashes (kept beside a build, so a changed hash can name its keys)."""
     d = dataclasses.asdict(cfg)
     d.pop("executor")
     d.pop("ray")
@@ -60,4 +65,16 @@ def config_hash(cfg: BuildConfig) -> str:
         d[section][key] = d[section][key] is not None  # whether it is set counts, not where it lies
     for key in _TRANSPORT_KEYS:
         d["annotator"].pop(key)
-    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+    return json.loads(json.dumps(d))  # (tuples as lists: as it reads back from a file)
+
+
+def changed_config_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """The dotted keys whose values differ between two :func:`hashed_config` mappings, with both values."""
+    out = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += changed_config_keys(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append(f"{prefix}{k} {json.dumps(a)[:40]} → {json.dumps(b)[:40]}")
+    return out

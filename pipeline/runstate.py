@@ -81,14 +81,34 @@ class RunState:
     def _entries(self) -> list[Path]:
         return [p for p in self.out.iterdir() if p.name != LOCK_FILE] if self.out.is_dir() else []
 
-    def prepare(self, identity: dict, overwrite: bool = False) -> bool:
+    @property
+    def config_file(self) -> Path:
+        return self.dir / "config.json"  # the values the config hash covers, to name what changed
+
+    def _changed(self, previous, identity: dict, config: dict | None) -> list[str]:
+        changed = _changed_keys(previous, identity)
+        if "config_hash" in changed and config is not None and self.config_file.is_file():
+            from pipeline.config_identity import changed_config_keys
+
+            try:
+                keys = changed_config_keys(json.loads(self.config_file.read_text()), config)
+            except (OSError, ValueError):
+                keys = []
+            if keys:
+                changed[changed.index("config_hash")] = f"config_hash: {'; '.join(keys[:6])}" + (
+                    f"; … {len(keys) - 6} more" if len(keys) > 6 else "")  # fmt: skip
+        return changed
+
+    def prepare(self, identity: dict, overwrite: bool = False, config: dict | None = None) -> bool:
         """Claim ``OUT`` for the build described by ``identity`` (config and plan hashes). Returns True
-        when ``OUT`` already holds this build (a resume), False for a fresh start. The caller holds the lock."""
+        when ``OUT`` already holds this build (a resume), False for a fresh start. The caller holds the lock.
+        ``config``: the values the config hash covers, kept in ``.movid/config.json`` so that a later build
+        with another config is told which keys changed."""
         if self.out.exists() and not self.out.is_dir():
             raise RunStateError(f"{self.out} is not a folder (a file is in the way)")
         if self.clear_file.is_file():  # an --overwrite cut off while it removed the old build: finish that first
             self.clear()
-            atomic_write_json(self.run_file, identity)
+            self._record(identity, config)
             return False
         if self._entries() and not self.run_file.is_file() and self._aborted_start():
             shutil.rmtree(self.dir)  # a start killed before it recorded its build: nothing else was written
@@ -101,17 +121,24 @@ class RunState:
                 raise RunStateError(f"{self.run_file} is unreadable ({exc}); choose a new --out") from None
             if previous != identity:
                 if not overwrite:
-                    changed = _changed_keys(previous, identity)
+                    changed = self._changed(previous, identity, config)
                     raise RunStateError(
                         f"{self.out} holds a different build ({', '.join(changed)} changed); rerun with "
                         "--overwrite to replace it, or choose a new --out"
                     )
                 self.clear()
             else:
+                if config is not None and not self.config_file.is_file():  # (a build begun by an older movid)
+                    atomic_write_json(self.config_file, config)
                 return True
         self.out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(self.run_file, identity)
+        self._record(identity, config)
         return False
+
+    def _record(self, identity: dict, config: dict | None) -> None:
+        atomic_write_json(self.run_file, identity)
+        if config is not None:
+            atomic_write_json(self.config_file, config)
 
     def _aborted_start(self) -> bool:
         """``OUT`` holds only ``.movid/`` with at most the temporary file of a run.json never renamed."""

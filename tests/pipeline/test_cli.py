@@ -102,3 +102,11 @@ def test_sample_data_refuses_a_non_empty_folder_and_overwrites_only_its_own(tmp_
     assert run("sample-data", str(data), "--motions", "2", "--videos", "0", "--overwrite").returncode == 0
     assert not stale.exists() and (data / "notes.txt").read_text() == "the user's"
     assert len(list((data / "humanml3d" / "new_joint_vecs").iterdir())) == 4  # 2 clips and their mirrors
+
+
+def test_a_changed_build_identity_names_the_keys_that_changed(tmp_path, clean_tree):
+    args = ["build", "--source", f"humanml3d={clean_tree}", "--out", str(tmp_path / "o"), "--executor", "local", "--quiet"]
+    assert run(*args, "--set", "shard.max_rows=40").returncode == 0
+    r = run(*args, "--set", "shard.max_rows=50", "--set", "seed=3", "--set", "ray.max_retries=1")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "holds a different build (config_hash: seed 0 → 3; shard.max_rows 40 → 50" in r.stderr  # (not ray.*)
