@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -63,6 +64,16 @@ def _uncommit(state: RunState) -> None:
                     pass
 
 
+def _check_reasons(reasons: list[str] | None, quarantined: list[dict]) -> None:
+    """A reason no record of this build is quarantined for (often a typo) stops with the build's reasons."""
+    counts = Counter(r["reason"] for r in quarantined)
+    unknown = [r for r in reasons or [] if r not in counts]
+    if unknown:
+        known = ", ".join(f"{k} ({n})" for k, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))) or "none"
+        raise RunStateError(f"no record of this build is quarantined for {', '.join(map(repr, unknown))}; "
+                            f"its quarantine reasons: {known}")  # fmt: skip
+
+
 def requeue(out: str | Path, reasons: list[str] | None = None, *, executor: str | None = None,
             address: str | None = None, show_progress: bool = True, wait: bool = False) -> dict:  # fmt: skip
     """Requeue the quarantined records of the finished build in ``out`` (only those with one of
@@ -92,6 +103,7 @@ def _requeue(out: str | Path, reasons: list[str] | None, *, executor: str | None
         plan = plan_build(cfg)  # with the sources as they are now
         planned = {u.unit_id for u in plan.units}
         quarantined = _quarantined(state.out, manifest)
+        _check_reasons(reasons, quarantined)
         matching = [r for r in quarantined if not reasons or r["reason"] in reasons]
         units = {r["unit_id"] for r in matching if r["unit_id"] in planned}
         changed = {u.unit_id for u in plan.units if not state.is_done(u.unit_id)}  # the fixes changed the plan

@@ -21,7 +21,7 @@ def _reasons(out):
             for r in pq.read_table(f).to_pylist()}  # fmt: skip
 
 
-def test_requeue_after_fixing_sources_equals_a_fresh_build(broken_tree, tmp_path):
+def test_requeue_after_fixing_sources_equals_a_fresh_build(broken_tree, tmp_path, capsys):
     root = tmp_path / "humanml3d"
     shutil.copytree(broken_tree, root)
     out = tmp_path / "out"
@@ -35,6 +35,11 @@ def test_requeue_after_fixing_sources_equals_a_fresh_build(broken_tree, tmp_path
     shutil.copy(root / "new_joints" / "900001.npy", root / "new_joints" / "900000.npy")  # same synthetic clip
     assert np.load(root / "new_joints" / "900000.npy").shape[0] == feats.shape[0]
 
+    # a misspelt reason is one line, exit 2, with the build's reasons; nothing is run
+    assert main(["requeue", str(out), "--reason", "missng_file", "--executor", "local", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "no record of this build is quarantined for 'missng_file'; its quarantine reasons: " in err
+    assert "missing_file (" in err and len(err.strip().splitlines()) == 1
     # only missing_file first; the other quarantined records stay where they are
     assert main(["requeue", str(out), "--reason", "missing_file", "--executor", "local", "--quiet"]) == 0
     m = json.loads((out / "manifest.json").read_text())
