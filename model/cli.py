@@ -38,12 +38,13 @@ def _cmd_train(args) -> int:
 def _cmd_generate(args) -> int:
     from model.generate import Answerer, fetch_motion, fetch_video  # here: torch and transformers (seconds)
 
-    answerer = Answerer(args.checkpoint, args.set)
-    motion = fetch_motion(args.data, args.motion_id) if args.motion_id else None
-    video = fetch_video(args.data, args.video_id) if args.video_id else None
-    if motion is None and video is None:
+    if not (args.motion_id or args.video_id):
         print("movid: error: give --motion-id and/or --video-id", file=sys.stderr)
         return 2
+    # the ids first: an unknown one is said before seconds of model loading
+    motion = fetch_motion(args.data, args.motion_id) if args.motion_id else None
+    video = fetch_video(args.data, args.video_id) if args.video_id else None
+    answerer = Answerer(args.checkpoint, args.set)
     print(answerer.answer(args.question, motion, video, max_new_tokens=args.max_new_tokens))
     return 0
 

@@ -20,6 +20,7 @@ from model.distributed import set_cpu_threads
 from model.motionllm import build_model, motion_token_count, video_tower_geometry
 from model.template import MOTION_TOKEN, VIDEO_TOKEN, encode_prompt, expand_placeholders
 from model.train_log import quiet_libraries
+from pipeline import ConfigError
 from schemas.config_schema import set_dotted
 
 __all__ = ["Answerer", "fetch_motion", "fetch_video"]
@@ -29,9 +30,13 @@ def _fetch(out: str | Path, table: str, key: str, value: str, column: str):
     folder = Path(out) / table
     if not folder.is_dir():
         raise FileNotFoundError(f"{out}: no {table} table")
-    found = pads.dataset(str(folder), format="parquet").to_table(columns=[column], filter=pc.field(key) == value)
+    data = pads.dataset(str(folder), format="parquet")
+    found = data.to_table(columns=[column], filter=pc.field(key) == value)
     if len(found) == 0:
-        raise KeyError(f"{out}: no {table} row with {key} {value!r}")
+        ids = data.to_table(columns=[key])[key]
+        some = ", ".join(sorted(ids.slice(0, 2000).to_pylist())[:5])
+        raise ConfigError(f"{out}: no {table} with {key} {value!r}; it has {len(ids)} (e.g. {some or 'none'}; "
+                          f"movid inspect {out} lists the tables)")  # fmt: skip
     return found[column][0]
 
 

@@ -122,13 +122,19 @@ def read_predictions(path: str | Path) -> dict[str, str]:
     """question_id → prediction from a JSONL or Parquet file with those two columns."""
     p = Path(path)
     if p.suffix == ".parquet":
+        have = pq.read_schema(p).names
+        lacking = [c for c in ("question_id", "prediction") if c not in have]
+        if lacking:
+            raise ValueError(f"{path}: no column {' or '.join(lacking)} (its columns: {', '.join(have) or 'none'}); "
+                             "predictions need question_id and prediction")  # fmt: skip
         recs = pq.read_table(p, columns=["question_id", "prediction"]).to_pylist()
     else:
         recs = [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
     out = {}
     for n, r in enumerate(recs, 1):
         if not isinstance(r, dict) or "question_id" not in r or "prediction" not in r:
-            raise ValueError(f"{path}: record {n} lacks question_id or prediction")
+            keys = f"its keys: {', '.join(map(str, r))[:200]}" if isinstance(r, dict) else f"a JSON {type(r).__name__}"
+            raise ValueError(f"{path}: record {n} lacks question_id or prediction ({keys})")
         out[str(r["question_id"])] = "" if r["prediction"] is None else str(r["prediction"])
     return out
 

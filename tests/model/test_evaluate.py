@@ -24,3 +24,13 @@ def test_evaluate_answers_the_bench_and_scores_it(demo_build, tiny_config, tmp_p
     assert rc == (0 if scores["calibration"]["ok"] else 1)  # exit 1 only for a judge that fails calibration
     assert scores["baselines"]["blind"]["all"] == scores["all"]  # the same checkpoint, greedy: the same answers
     assert scores["baselines"]["majority"]["all"]["n"] == 6 and scores["chance"]["all"]["n"] == 6
+
+
+def test_generate_with_an_unknown_motion_id_is_one_line_before_any_model_loads(demo_build, tmp_path, capsys):
+    from movid.cli import main
+
+    rc = main(["generate", "--checkpoint", str(tmp_path / "no_run"), "--data", str(demo_build),
+               "--motion-id", "nope", "--question", "What does the person do?"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1, err
+    assert "no motion with motion_id 'nope'; it has " in err and "e.g. 000000, 000001" in err

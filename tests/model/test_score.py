@@ -264,3 +264,22 @@ def test_cli_score_llm_judge_without_key(tmp_path, monkeypatch, capsys):
     rc = main(["score", "--bench", str(tmp_path / "b.parquet"), "--predictions", str(tmp_path / "p.jsonl"),
                "--judge", "openai", "--api-key-env", "MOVID_NO_SUCH_KEY"])  # fmt: skip
     assert rc == 2 and "MOVID_NO_SUCH_KEY" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["parquet", "jsonl"])
+def test_cli_score_predictions_without_the_columns_is_one_line(tmp_path, capsys, kind):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from movid.cli import main
+    from schemas.bench import BENCH_SCHEMA
+
+    pq.write_table(pa.Table.from_pylist([], schema=BENCH_SCHEMA), tmp_path / "b.parquet")
+    preds = tmp_path / f"p.{kind}"
+    if kind == "parquet":
+        pq.write_table(pa.table({"question_id": ["x"], "answer": ["y"]}), preds)
+    else:
+        preds.write_text('{"question_id": "x", "answer": "y"}\n')
+    assert main(["score", "--bench", str(tmp_path / "b.parquet"), "--predictions", str(preds)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "prediction" in err and "answer" in err  # what it lacks, what it has
