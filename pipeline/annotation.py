@@ -5,15 +5,16 @@ that stops a build before it spends more."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from pipeline.config import BuildConfig, config_hash
+from pipeline.config import BuildConfig, ConfigError, config_hash
 from pipeline.ratelimit import actor_name, make_limiter
 from pipeline.runstate import ANNOTATION_CACHE, RunState
 from stages.annotate import TASKS
 
-__all__ = ["BudgetExceeded", "cost_usd", "make_annotator", "spent_usd"]
+__all__ = ["BudgetExceeded", "check_api_key", "cost_usd", "make_annotator", "spent_usd"]
 
 
 class BudgetExceeded(RuntimeError):
@@ -36,6 +37,16 @@ def spent_usd(state: RunState, cfg: BuildConfig) -> float:
             stages = json.loads(stats_file.read_text()).get("stages", {})
             total += sum(cost_usd(stages.get(t.stage, {}), cfg.annotator) for t in TASKS.values())
     return total
+
+
+def check_api_key(cfg: BuildConfig) -> None:
+    """Before any work starts (Ray included): an endpoint that needs a key has one in the environment."""
+    from stages.llm_client import key_required  # (the HTTP client's module: only for LLM builds)
+
+    a = cfg.annotator
+    if a.backend == "openai" and key_required(a) and not os.environ.get(a.api_key_env):
+        raise ConfigError(f"annotator.api_key_env: the environment variable {a.api_key_env} is not set (OpenAI's API "
+                          "needs a key; a local server given by annotator.base_url needs none)")  # fmt: skip
 
 
 def make_annotator(cfg: BuildConfig, out: str, prompt_version: str):

@@ -13,6 +13,7 @@ import time
 from functools import partial
 from pathlib import Path
 
+from pipeline.annotation import check_api_key
 from pipeline.config import BuildConfig, annotation_digests, config_hash
 from pipeline.config_identity import hashed_config
 from pipeline.executors import make_executor
@@ -56,6 +57,7 @@ def build(cfg: BuildConfig, out: str, *, overwrite: bool = False, show_progress:
     this one fail at once with :class:`~pipeline.runstate.OutLocked`, or, with ``wait``, wait for it.
     ``faults``: test-only fault injection, shipped to every unit with the unit function."""
     check_sources_apart(cfg, out)
+    check_api_key(cfg)
     t0 = time.perf_counter()
     plan = plan_build(cfg)  # reads the sources only: a source problem stops the build before OUT is touched
     with lock_out(out, "movid build", wait=wait, create=True):

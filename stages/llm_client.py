@@ -23,6 +23,7 @@ import random
 from collections import Counter
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlparse
 
 import jsonschema_rs
 
@@ -88,21 +89,32 @@ def _sendable(text: str) -> str:
         return text.encode("utf-8", "replace").decode("utf-8")
 
 
+NO_KEY = "no-key"  # what the openai client sends as the key to a server that needs none
+
+
+def key_required(cfg) -> bool:
+    """Whether the endpoint needs an API key: OpenAI's own API (no ``base_url``, or an ``openai.com`` host)
+    does; a server at another base URL (a local vLLM or llama.cpp) may run without one, and then none is sent."""
+    host = (urlparse(cfg.base_url).hostname or "") if cfg.base_url else "api.openai.com"
+    return host == "openai.com" or host.endswith(".openai.com")
+
+
 class OpenAIAnnotator:
     name = "openai"
 
     def __init__(self, cfg, prompt_version: str, cache_dir: str | Path, seed: int = 0, limiter=None):
         """``limiter``: an object with ``async wait(tokens)`` (the build's shared rate limit); by default
         an in-process one from ``cfg.requests_per_minute`` / ``cfg.tokens_per_minute``."""
-        key = os.environ.get(cfg.api_key_env)
-        if not key:
+        key = os.environ.get(cfg.api_key_env) or ""
+        if not key and key_required(cfg):
             raise AnnotatorError(f"annotator.api_key_env: the environment variable {cfg.api_key_env} is not set")
         if cfg.http_client not in ("aiohttp", "httpx"):
             raise AnnotatorError(f"annotator.http_client: {cfg.http_client!r} is not aiohttp or httpx")
         if cfg.structured_output not in ("json_schema", "json_object", "none"):
             raise AnnotatorError(f"annotator.structured_output: {cfg.structured_output!r} is not json_schema, "
                                  "json_object or none")  # fmt: skip
-        self.cfg, self._key, self.prompt_version = cfg, key, prompt_version
+        # a keyless local server (vLLM, llama.cpp) gets a word the client insists on sending, not a secret
+        self.cfg, self._key, self.prompt_version = cfg, key or NO_KEY, prompt_version
         if limiter is None:
             limiter = LocalLimiter(cfg.requests_per_minute, cfg.tokens_per_minute)
         self.limiter = limiter
