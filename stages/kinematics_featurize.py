@@ -1,0 +1,247 @@
+"""The arithmetic of ``stages.kinematics.joints_to_features``: HumanML3D's ``process_file`` on a block of
+frames from many clips, in the reference's own precision.
+
+The reference is float32 where it calls its torch quaternion code and float64 where numpy promotes
+(the uniform skeleton is accumulated in float64, the facing direction is smoothed in float64). Its
+float32 roundings matter: far from the origin a float32 position carries noise of ~1e-6 m, which
+short bones turn into rot6d differences of 1e-4, and ``qbetween`` of nearly opposite vectors amplifies
+noise further (a raw hip offset points +X, so any clip facing -Z hits it). So each step here rounds
+where the reference rounds, in the same order of operations, and the result matches the reference per
+value (tests/stages/test_kinematics_reference.py).
+
+Arrays are laid out (component, joint, frame): the joints of a frame are rows, so a parent lookup is a
+row gather, a frame step is a shifted view, and quaternions are tuples of (joint, frame) arrays.
+Feature row i holds the pair of frames (i, i + 1); the row of each clip's last frame is computed on the
+pair that crosses into the next clip and is dropped by the caller.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from schemas.motion import FEATURE_DIM, FEATURE_LAYOUT, NUM_JOINTS, PARENTS, RAW_OFFSETS
+
+__all__ = ["featurize_block"]
+
+_F = np.float32
+_PAR = np.array(PARENTS[1:])
+_RAW = tuple(RAW_OFFSETS[1:, k].astype(_F)[:, None] for k in range(3))  # raw directions, (21, 1) each
+FACE_JOINTS = (2, 1, 17, 16)  # right hip, left hip, right shoulder, left shoulder (the reference's order)
+LEG_JOINTS = (5, 8)  # right knee, right ankle: the leg length that sets the retargeting scale
+FEET = (7, 10, 8, 11)  # left ankle, left toe, right ankle, right toe: the contact columns, in order
+SMOOTH_SIGMA, SMOOTH_RADIUS = 20.0, 80  # gaussian_filter1d(σ=20) of the facing direction, truncate 4σ
+# The rotation accumulated before joint j's own is the root's for bones leaving the root and for the
+# collars (the reference restarts each arm chain from the root rotation), else the parent bone's.
+_FROM_ROOT = np.array([p == 0 or j in (13, 14) for j, p in enumerate(PARENTS) if j > 0])
+_PREV_BONE = _PAR[~_FROM_ROOT] - 1
+_KERNEL = np.exp(-0.5 / SMOOTH_SIGMA**2 * np.arange(-SMOOTH_RADIUS, SMOOTH_RADIUS + 1) ** 2)
+_KERNEL /= _KERNEL.sum()  # scipy's _gaussian_kernel1d, term for term
+
+
+_ONE_BITS = np.float32(1).view(np.int32)
+
+
+def _sqrt_near_one(s: np.ndarray) -> np.ndarray:
+    """float32 sqrt of squared norms of unit vectors as the reference computes it: its torch (2.13, MKL)
+    rounds sqrt(s) for s within a few ulps of 1 to the float32 nearest (1 + s) / 2, ties toward 1 (numpy
+    rounds ties correctly). It matters in ``qbetween`` of nearly opposite vectors, where ``w = sqrt(s) +
+    dot`` cancels to ~1e-5 and one ulp of the sqrt moves the rotation by 1e-3."""
+    d = s.view(np.int32) - _ONE_BITS  # ulps from 1 (2^-24 below 1, 2^-23 above)
+    near = np.abs(d) <= 64
+    return np.where(near, (((d + (d < 0)) >> 1) + _ONE_BITS).view(_F), np.sqrt(s))
+
+
+def _cross(a, b):
+    return a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]
+
+
+def _qbetween_raw(d):
+    """The reference's ``qbetween`` (float32) from each joint's raw direction to directions ``d``."""
+    c = _cross(_RAW, d)
+    w = _sqrt_near_one(d[0] * d[0] + d[1] * d[1] + d[2] * d[2])  # |raw|² = 1 exactly
+    w += _RAW[0] * d[0] + _RAW[1] * d[1] + _RAW[2] * d[2]
+    norm = np.sqrt(w * w + c[0] * c[0] + c[1] * c[1] + c[2] * c[2])
+    bad = norm == 0  # exactly opposite: the reference gives 0/0; a half turn about a perpendicular axis
+    if bad.any():
+        w[bad], norm[bad] = 0.0, 1.0
+        for k in range(3):  # raw ±X turns about Y, ±Y about Z, ±Z about X
+            c[k][bad] = np.broadcast_to(np.abs(_RAW[(k + 2) % 3]), bad.shape)[bad]
+    return w / norm, c[0] / norm, c[1] / norm, c[2] / norm
+
+
+def _qrot(q, v):
+    """Rotate vectors ``v`` (3 arrays) by quaternions ``q`` (4 arrays): the reference's ``qrot``."""
+    qv = q[1:]
+    uv = _cross(qv, v)
+    uuv = _cross(qv, uv)
+    return tuple(v[k] + 2 * (q[0] * uv[k] + uuv[k]) for k in range(3))
+
+
+def _qmul(q, r):
+    """q * r for quaternions as 4-tuples of arrays, with the reference's terms in its order (its torch qmul
+    sums the outer product r ⊗ q), so that float32 rounds the same."""
+    return (r[0] * q[0] - r[1] * q[1] - r[2] * q[2] - r[3] * q[3],
+            r[0] * q[1] + r[1] * q[0] - r[2] * q[3] + r[3] * q[2],
+            r[0] * q[2] + r[1] * q[3] + r[2] * q[0] - r[3] * q[1],
+            r[0] * q[3] - r[1] * q[2] + r[2] * q[1] + r[3] * q[0])  # fmt: skip
+
+
+def _chain_levels() -> list[tuple[np.ndarray, np.ndarray]]:
+    """The bones by depth along the reference's kinematic chains: (bone indices, their predecessor's bone
+    index, -1 for the root) per level. The arm chains start from the root rotation, as the reference's."""
+    depth, levels = {0: 0}, {}
+    for j in range(1, NUM_JOINTS):
+        prev = 0 if _FROM_ROOT[j - 1] else PARENTS[j]
+        depth[j] = depth[prev] + 1
+        levels.setdefault(depth[j], []).append((j - 1, prev - 1))
+    return [(np.array([b for b, _ in lv]), np.array([p for _, p in lv])) for _, lv in sorted(levels.items())]
+
+
+_LEVELS = _chain_levels()
+
+
+def _chain_rotations(q, w: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The rotation the reference's FK applies to each bone: (4, 21, n). Its IK stores R_loc = qinv(R) * rot
+    down each chain and its FK multiplies them back, R * R_loc, which is rot only up to float32 rounding and
+    a norm that drifts (qinv does not divide by |R|²); far down a chain that moves bones by 1e-6 m, so the
+    products are taken as it takes them."""
+    rot = np.stack(q)
+    chained = np.empty_like(rot)
+    root = (w, np.zeros_like(w), y, np.zeros_like(w))
+    for bones, prev in _LEVELS:
+        r_prev = root if prev[0] < 0 else tuple(chained[:, prev])  # one level's predecessors are all alike
+        r_prev = tuple(np.broadcast_to(c, rot[0, bones].shape) for c in r_prev)
+        inv = (r_prev[0], -r_prev[1], -r_prev[2], -r_prev[3])
+        chained[:, bones] = _qmul(r_prev, _qmul(inv, tuple(rot[:, bones])))
+    return chained
+
+
+def _yaw_to_z(fx: np.ndarray, fz: np.ndarray):
+    """``qbetween(forward, +Z)`` for horizontal float32 directions: (w, y), the quaternion (w, 0, y, 0)."""
+    w = _sqrt_near_one(fx * fx + fz * fz) + fz
+    norm = np.sqrt(w * w + fx * fx)
+    bad = norm == 0  # facing exactly -Z: a half turn about Y
+    if bad.any():
+        w[bad], norm[bad] = 0.0, 1.0
+        fx = np.where(bad, -1.0, fx).astype(_F)
+    return w / norm, -fx / norm
+
+
+def _yrot(w, y, vx, vz):
+    """``qrot`` by (w, 0, y, 0) of the X and Z components: the general formula with its zero terms left out
+    (they add exact zeros, so the float32 result is the same)."""
+    a, b = y * vz, y * vx
+    return vx + 2 * (w * a - y * b), vz - 2 * (w * b + y * a)
+
+
+def _smooth(x: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """gaussian_filter1d(x, σ=20, mode='nearest') of each clip's stretch of ``x`` (float64), all clips in one
+    convolution: each clip padded with copies of its edge frames, then the 'valid' outputs."""
+    r = SMOOTH_RADIUS
+    padded_len = lengths + 2 * r
+    first = np.cumsum(padded_len) - padded_len
+    offset = np.arange(padded_len.sum()) - np.repeat(first + r, padded_len)
+    src = np.clip(offset, 0, np.repeat(lengths - 1, padded_len)) + np.repeat(starts, padded_len)
+    out = np.convolve(x[src], _KERNEL, mode="valid")  # output k covers padded k .. k + 2r
+    keep = np.repeat(first - starts, lengths) + np.arange(len(x))
+    return out[keep]
+
+
+def _uniform_skeleton(j: np.ndarray, clip_of, starts, lengths, tgt: np.ndarray) -> np.ndarray:
+    """The reference's ``uniform_skeleton`` (IK, then FK on the target offsets): (3, 22, n) float64."""
+    b = j[:, 1:] - j[:, _PAR]
+    length = np.sqrt(b[0] * b[0] + b[1] * b[1] + b[2] * b[2])
+    q = _qbetween_raw(b / length)
+    offsets = tuple(tgt[1:, k][:, None] for k in range(3))
+    w, y = _root_rotation(j, starts, lengths, smooth=False)
+    bone = np.stack(_qrot(tuple(_chain_rotations(q, w, y)), offsets))
+    src_leg = length[LEG_JOINTS[0] - 1, starts] + length[LEG_JOINTS[1] - 1, starts]
+    tgt_leg = np.abs(tgt[LEG_JOINTS[0]]).max() + np.abs(tgt[LEG_JOINTS[1]]).max()
+    p = np.empty(j.shape, np.float64)
+    p[:, 0] = j[:, 0] * (tgt_leg / src_leg)[clip_of]
+    for k in range(1, NUM_JOINTS):
+        np.add(p[:, PARENTS[k]], bone[:, k - 1], out=p[:, k])
+    return p
+
+
+def _place(p: np.ndarray, clip_of, starts) -> np.ndarray:
+    """Floor at y = 0, first root at the XZ origin, first frame facing +Z: float64 in, (3, 22, n) float32 out."""
+    p[1] -= np.minimum.reduceat(p[1].min(axis=0), starts)[clip_of]
+    r_hip, l_hip, r_sdr, l_sdr = FACE_JOINTS
+    a = p[:, r_hip, starts] - p[:, l_hip, starts] + (p[:, r_sdr, starts] - p[:, l_sdr, starts])
+    a /= np.sqrt(a[0] * a[0] + a[1] * a[1] + a[2] * a[2])
+    fx, fz = a[2], -a[0]  # cross(up, across)
+    norm = np.sqrt(fx * fx + fz * fz)
+    w, y = _yaw_to_z((fx / norm).astype(_F), (fz / norm).astype(_F))
+    p[0] -= p[0, 0, starts][clip_of]
+    p[2] -= p[2, 0, starts][clip_of]
+    g = p.astype(_F)
+    g[0], g[2] = _yrot(w[clip_of], y[clip_of], g[0], g[2])
+    return g
+
+
+def _root_rotation(g: np.ndarray, starts, lengths, smooth: bool = True):
+    """Per-frame root rotation (w, y) from the facing direction (smoothed by the featurization's IK, not by
+    the uniform skeleton's), identity on each first frame."""
+    r_hip, l_hip, r_sdr, l_sdr = FACE_JOINTS  # the reference's IK unpacks these as (l_hip, r_hip, …)
+    a = g[:, l_hip] - g[:, r_hip] + (g[:, r_sdr] - g[:, l_sdr])
+    a /= np.sqrt(a[0] * a[0] + a[1] * a[1] + a[2] * a[2])
+    fx, fz = a[2].astype(np.float64), -a[0].astype(np.float64)  # cross(up, across), in float64
+    if smooth:
+        fx, fz = _smooth(fx, starts, lengths), _smooth(fz, starts, lengths)
+    norm = np.sqrt(fx * fx + fz * fz)
+    w, y = _yaw_to_z((fx / norm).astype(_F), (fz / norm).astype(_F))
+    w[starts], y[starts] = 1.0, 0.0
+    return w, y
+
+
+def _rot6d(g: np.ndarray, w: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Local joint rotations (IK against the raw offsets) as continuous 6-D: (21, 6, n)."""
+    v = g[:, 1:] - g[:, _PAR]
+    qb = _qbetween_raw(v / np.sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]))
+    prev = np.empty((4,) + qb[0].shape, _F)
+    prev[0, _FROM_ROOT], prev[1, _FROM_ROOT], prev[2, _FROM_ROOT], prev[3, _FROM_ROOT] = w, 0.0, y, 0.0
+    for k in range(4):
+        prev[k, ~_FROM_ROOT] = qb[k][_PREV_BONE]
+    # qmul(qinv(prev), qb), the product in the reference's order of terms
+    pw, px, py, pz = prev[0], -prev[1], -prev[2], -prev[3]
+    bw, bx, by, bz = qb
+    r = bw * pw - bx * px - by * py - bz * pz
+    i = bw * px + bx * pw - by * pz + bz * py
+    j = bw * py + bx * pz + by * pw - bz * px
+    k = bw * pz - bx * py + by * px + bz * pw
+    s = 2.0 / (r * r + i * i + j * j + k * k)
+    return np.stack([1 - s * (j * j + k * k), s * (i * j + k * r), s * (i * k - j * r),
+                     s * (i * j - k * r), 1 - s * (i * i + k * k), s * (j * k + i * r)], axis=1)  # fmt: skip
+
+
+def featurize_block(joints: np.ndarray, starts: np.ndarray, lengths: np.ndarray, tgt: np.ndarray,
+                    feet_threshold: float) -> np.ndarray:  # fmt: skip
+    """(n, 22, 3) float32 frames of clips (``starts``, ``lengths``) → (n, 263) float32 rows; the row of each
+    clip's last frame is not a feature row. ``tgt``: (22, 3) float32 target offsets."""
+    n = len(joints)
+    clip_of = np.repeat(np.arange(len(starts)), lengths)
+    g = _place(_uniform_skeleton(np.ascontiguousarray(joints.transpose(2, 1, 0)), clip_of, starts, lengths, tgt), clip_of, starts)
+    w, y = _root_rotation(g, starts, lengths)
+    out = np.zeros((n, FEATURE_DIM), _F)
+    col = {name: s.start for name, s in FEATURE_LAYOUT.items()}
+    # root: rotation velocity, linear velocity (rotated by the next frame's root rotation), height
+    w0, y0, w1, y1 = w[:-1], y[:-1], w[1:], y[1:]
+    out[:-1, col["root_rot_velocity"]] = np.arcsin(w0 * y1 - y0 * w1)
+    root_step = g[:, 0, 1:] - g[:, 0, :-1]
+    out[:-1, col["root_linear_velocity"]], out[:-1, col["root_linear_velocity"] + 1] = _yrot(w1, y1, root_step[0], root_step[2])
+    out[:, col["root_y"]] = g[1, 0]
+    # positions relative to the root, facing +Z (the reference's get_rifke)
+    ric = out[:, FEATURE_LAYOUT["ric"]].reshape(n, NUM_JOINTS - 1, 3)
+    ric[:, :, 0], ric[:, :, 2] = (c.T for c in _yrot(w, y, g[0, 1:] - g[0, 0], g[2, 1:] - g[2, 0]))
+    ric[:, :, 1] = g[1, 1:].T
+    out[:, FEATURE_LAYOUT["rot6d"]].reshape(n, NUM_JOINTS - 1, 6)[:] = _rot6d(g, w, y).transpose(2, 0, 1)
+    # joint velocities in the current frame's root orientation, and foot contacts (compared in float64)
+    step = g[:, :, 1:] - g[:, :, :-1]
+    vel = out[:-1, FEATURE_LAYOUT["local_velocity"]].reshape(n - 1, NUM_JOINTS, 3)
+    vel[:, :, 0], vel[:, :, 2] = (c.T for c in _yrot(w0, y0, step[0], step[2]))
+    vel[:, :, 1] = step[1].T
+    feet = step[:, list(FEET)]
+    speed2 = feet[0] * feet[0] + feet[1] * feet[1] + feet[2] * feet[2]
+    out[:-1, FEATURE_LAYOUT["foot_contact"]] = (speed2 < np.float64(feet_threshold)).T
+    return out
