@@ -33,7 +33,7 @@ SMOOTH_SIGMA, SMOOTH_RADIUS = 20.0, 80  # gaussian_filter1d(σ=20) of the facing
 # The rotation accumulated before joint j's own is the root's for bones leaving the root and for the
 # collars (the reference restarts each arm chain from the root rotation), else the parent bone's.
 _FROM_ROOT = np.array([p == 0 or j in (13, 14) for j, p in enumerate(PARENTS) if j > 0])
-_PREV_BONE = _PAR[~_FROM_ROOT] - 1
+_PREV = np.where(_FROM_ROOT, NUM_JOINTS - 1, _PAR - 1)  # each bone's predecessor: a bone, or the root (last)
 _KERNEL = np.exp(-0.5 / SMOOTH_SIGMA**2 * np.arange(-SMOOTH_RADIUS, SMOOTH_RADIUS + 1) ** 2)
 _KERNEL /= _KERNEL.sum()  # scipy's _gaussian_kernel1d, term for term
 
@@ -77,42 +77,60 @@ def _qrot(q, v):
     return tuple(v[k] + 2 * (q[0] * uv[k] + uuv[k]) for k in range(3))
 
 
-def _qmul(q, r):
-    """q * r for quaternions as 4-tuples of arrays, with the reference's terms in its order (its torch qmul
-    sums the outer product r ⊗ q), so that float32 rounds the same."""
-    return (r[0] * q[0] - r[1] * q[1] - r[2] * q[2] - r[3] * q[3],
-            r[0] * q[1] + r[1] * q[0] - r[2] * q[3] + r[3] * q[2],
-            r[0] * q[2] + r[1] * q[3] + r[2] * q[0] - r[3] * q[1],
-            r[0] * q[3] - r[1] * q[2] + r[2] * q[1] + r[3] * q[0])  # fmt: skip
+# q * r as the reference's torch qmul takes it: the outer product t[a, b] = r[a] q[b], then for each
+# component four signed terms summed left to right (flat index a * 4 + b).
+_QMUL_TERMS = np.array([[0, 5, 10, 15], [1, 4, 11, 14], [2, 7, 8, 13], [3, 6, 9, 12]])
+_QMUL_SIGNS = np.array([[1, -1, -1, -1], [1, 1, -1, 1], [1, 1, 1, -1], [1, -1, 1, 1]], _F)
+_CONJ = np.array([1, -1, -1, -1], _F)
 
 
-def _chain_levels() -> list[tuple[np.ndarray, np.ndarray]]:
-    """The bones by depth along the reference's kinematic chains: (bone indices, their predecessor's bone
-    index, -1 for the root) per level. The arm chains start from the root rotation, as the reference's."""
+def _qmul(q: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """q * r for stacked quaternions (4, …), rounding as the reference's float32 qmul does. Small arrays go
+    through the whole outer product in a few numpy calls; large ones term by term, with less memory."""
+    if r[0].size > 4096:
+        return np.stack([r[0] * q[0] - r[1] * q[1] - r[2] * q[2] - r[3] * q[3],
+                         r[0] * q[1] + r[1] * q[0] - r[2] * q[3] + r[3] * q[2],
+                         r[0] * q[2] + r[1] * q[3] + r[2] * q[0] - r[3] * q[1],
+                         r[0] * q[3] - r[1] * q[2] + r[2] * q[1] + r[3] * q[0]])  # fmt: skip
+    outer = r[:, None] * q[None, :]
+    t = outer.reshape((16,) + outer.shape[2:])[_QMUL_TERMS]
+    t *= _QMUL_SIGNS.reshape((4, 4) + (1,) * (t.ndim - 2))
+    return t[:, 0] + t[:, 1] + t[:, 2] + t[:, 3]
+
+
+def _chain_levels() -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """The bones by depth along the reference's kinematic chains: per level, its bone indices and where
+    each one's predecessor sits in the level before (None: the root). The arm chains start from the root
+    rotation, as the reference's do."""
     depth, levels = {0: 0}, {}
     for j in range(1, NUM_JOINTS):
         prev = 0 if _FROM_ROOT[j - 1] else PARENTS[j]
         depth[j] = depth[prev] + 1
         levels.setdefault(depth[j], []).append((j - 1, prev - 1))
-    return [(np.array([b for b, _ in lv]), np.array([p for _, p in lv])) for _, lv in sorted(levels.items())]
+    out, before = [], []
+    for _, level in sorted(levels.items()):
+        bones = [b for b, _ in level]
+        out.append((np.array(bones), None if level[0][1] < 0 else np.array([before.index(p) for _, p in level])))
+        before = bones
+    return out
 
 
 _LEVELS = _chain_levels()
 
 
-def _chain_rotations(q, w: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """The rotation the reference's FK applies to each bone: (4, 21, n). Its IK stores R_loc = qinv(R) * rot
-    down each chain and its FK multiplies them back, R * R_loc, which is rot only up to float32 rounding and
-    a norm that drifts (qinv does not divide by |R|²); far down a chain that moves bones by 1e-6 m, so the
-    products are taken as it takes them."""
-    rot = np.stack(q)
-    chained = np.empty_like(rot)
-    root = (w, np.zeros_like(w), y, np.zeros_like(w))
+def _chain_rotations(q: np.ndarray, w: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The rotation the reference's FK applies to each bone: (4, 21, n) from bone rotations ``q`` (4, 21, n)
+    and the root's (w, 0, y, 0). Its IK stores R_loc = qinv(R) * rot down each chain and its FK multiplies
+    them back, R * R_loc, which is rot only up to float32 rounding and a norm that drifts (qinv does not
+    divide by |R|²); far down a chain that moves bones by 1e-6 m, so the products are taken as it takes them."""
+    chained = np.empty_like(q)
+    r = np.zeros((4, 1, len(w)), _F)
+    r[0, 0], r[2, 0] = w, y
     for bones, prev in _LEVELS:
-        r_prev = root if prev[0] < 0 else tuple(chained[:, prev])  # one level's predecessors are all alike
-        r_prev = tuple(np.broadcast_to(c, rot[0, bones].shape) for c in r_prev)
-        inv = (r_prev[0], -r_prev[1], -r_prev[2], -r_prev[3])
-        chained[:, bones] = _qmul(r_prev, _qmul(inv, tuple(rot[:, bones])))
+        if prev is not None:
+            r = r[:, prev]
+        r = _qmul(r, _qmul(r * _CONJ[:, None, None], q[:, bones]))
+        chained[:, bones] = r
     return chained
 
 
@@ -154,7 +172,7 @@ def _uniform_skeleton(j: np.ndarray, clip_of, starts, lengths, tgt: np.ndarray) 
     q = _qbetween_raw(b / length)
     offsets = tuple(tgt[1:, k][:, None] for k in range(3))
     w, y = _root_rotation(j, starts, lengths, smooth=False)
-    bone = np.stack(_qrot(tuple(_chain_rotations(q, w, y)), offsets))
+    bone = np.stack(_qrot(tuple(_chain_rotations(np.stack(q), w, y)), offsets))
     src_leg = length[LEG_JOINTS[0] - 1, starts] + length[LEG_JOINTS[1] - 1, starts]
     tgt_leg = np.abs(tgt[LEG_JOINTS[0]]).max() + np.abs(tgt[LEG_JOINTS[1]]).max()
     p = np.empty(j.shape, np.float64)
@@ -198,18 +216,10 @@ def _root_rotation(g: np.ndarray, starts, lengths, smooth: bool = True):
 def _rot6d(g: np.ndarray, w: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Local joint rotations (IK against the raw offsets) as continuous 6-D: (21, 6, n)."""
     v = g[:, 1:] - g[:, _PAR]
-    qb = _qbetween_raw(v / np.sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]))
-    prev = np.empty((4,) + qb[0].shape, _F)
-    prev[0, _FROM_ROOT], prev[1, _FROM_ROOT], prev[2, _FROM_ROOT], prev[3, _FROM_ROOT] = w, 0.0, y, 0.0
-    for k in range(4):
-        prev[k, ~_FROM_ROOT] = qb[k][_PREV_BONE]
-    # qmul(qinv(prev), qb), the product in the reference's order of terms
-    pw, px, py, pz = prev[0], -prev[1], -prev[2], -prev[3]
-    bw, bx, by, bz = qb
-    r = bw * pw - bx * px - by * py - bz * pz
-    i = bw * px + bx * pw - by * pz + bz * py
-    j = bw * py + bx * pz + by * pw - bz * px
-    k = bw * pz - bx * py + by * px + bz * pw
+    ext = np.zeros((4, NUM_JOINTS, g.shape[-1]), _F)  # the bone rotations, then the root's
+    ext[:, :-1] = _qbetween_raw(v / np.sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]))
+    ext[0, -1], ext[2, -1] = w, y
+    r, i, j, k = _qmul(ext[:, _PREV] * _CONJ[:, None, None], ext[:, :-1])  # qmul(qinv(prev), rot)
     s = 2.0 / (r * r + i * i + j * j + k * k)
     return np.stack([1 - s * (j * j + k * k), s * (i * j + k * r), s * (i * k - j * r),
                      s * (i * j - k * r), 1 - s * (i * i + k * k), s * (j * k + i * r)], axis=1)  # fmt: skip
