@@ -1,11 +1,13 @@
 """HumanML3D's motion representation: joints ⇄ 263-d features, and the left/right mirror.
 
-``joints_to_features`` follows the reference (HumanML3D ``motion_representation.ipynb``: uniform
+``joints_to_features`` is HumanML3D's ``process_file`` (``motion_representation.ipynb``: uniform
 skeleton, floor, origin, face +Z, then IK-based features) step by step, including its quirks — the root
 rotation comes from a Gaussian-smoothed facing direction (σ = 20 frames), the first frame's root
 rotation is forced to identity, and the arm chains' first rotations are relative to the root, not to
-spine3. It is vectorized over frames and over clips: a batch of clips is one array of frames, and the
-few per-clip steps work on segment indices.
+spine3 — and in its precision: it rounds where the reference rounds, so it matches the reference's
+output per value (``stages.kinematics_featurize`` has the arithmetic; tests/stages/
+test_kinematics_reference.py the proof). It is vectorized over frames and over clips: a batch of clips
+is one array of frames, and the few per-clip steps work on segment indices.
 """
 
 from __future__ import annotations
@@ -81,7 +83,7 @@ def joints_to_features_batch(
 def _featurize(clips: Sequence[np.ndarray], tgt: np.ndarray, feet_threshold: float) -> list[np.ndarray]:
     lengths = np.array([len(c) for c in clips])
     starts = np.cumsum(lengths) - lengths
-    joints = clips[0].astype(np.float32) if len(clips) == 1 else np.concatenate(clips, dtype=np.float32)
+    joints = np.asarray(clips[0], np.float32) if len(clips) == 1 else np.concatenate(clips, dtype=np.float32)
     rows = featurize_block(joints, starts, lengths, tgt, feet_threshold)
     return [rows[s : s + t - 1] for s, t in zip(starts, lengths, strict=True)]
 

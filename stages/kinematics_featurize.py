@@ -153,16 +153,17 @@ def _yrot(w, y, vx, vz):
 
 
 def _smooth(x: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """gaussian_filter1d(x, σ=20, mode='nearest') of each clip's stretch of ``x`` (float64), all clips in one
-    convolution: each clip padded with copies of its edge frames, then the 'valid' outputs."""
+    """gaussian_filter1d(x, σ=20, mode='nearest') of each clip's stretch of each row of ``x`` (k, n) float64,
+    in one convolution: each clip padded with copies of its edge frames, the rows end to end, then the
+    'valid' outputs that lie within one padded clip."""
     r = SMOOTH_RADIUS
     padded_len = lengths + 2 * r
     first = np.cumsum(padded_len) - padded_len
     offset = np.arange(padded_len.sum()) - np.repeat(first + r, padded_len)
     src = np.clip(offset, 0, np.repeat(lengths - 1, padded_len)) + np.repeat(starts, padded_len)
-    out = np.convolve(x[src], _KERNEL, mode="valid")  # output k covers padded k .. k + 2r
-    keep = np.repeat(first - starts, lengths) + np.arange(len(x))
-    return out[keep]
+    out = np.convolve(x[:, src].ravel(), _KERNEL, mode="valid")  # output m covers padded m .. m + 2r
+    keep = np.repeat(first - starts, lengths) + np.arange(x.shape[1])
+    return out[np.arange(len(x))[:, None] * len(src) + keep]
 
 
 def _uniform_skeleton(j: np.ndarray, clip_of, starts, lengths, tgt: np.ndarray) -> np.ndarray:
@@ -206,23 +207,24 @@ def _root_rotation(g: np.ndarray, starts, lengths, smooth: bool = True):
     a /= np.sqrt(a[0] * a[0] + a[1] * a[1] + a[2] * a[2])
     fx, fz = a[2].astype(np.float64), -a[0].astype(np.float64)  # cross(up, across), in float64
     if smooth:
-        fx, fz = _smooth(fx, starts, lengths), _smooth(fz, starts, lengths)
+        fx, fz = _smooth(np.stack([fx, fz]), starts, lengths)
     norm = np.sqrt(fx * fx + fz * fz)
     w, y = _yaw_to_z((fx / norm).astype(_F), (fz / norm).astype(_F))
     w[starts], y[starts] = 1.0, 0.0
     return w, y
 
 
-def _rot6d(g: np.ndarray, w: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Local joint rotations (IK against the raw offsets) as continuous 6-D: (21, 6, n)."""
+def _rot6d(g: np.ndarray, w: np.ndarray, y: np.ndarray, out: np.ndarray) -> None:
+    """Local joint rotations (IK against the raw offsets) as continuous 6-D, written to ``out`` (n, 21, 6)."""
     v = g[:, 1:] - g[:, _PAR]
-    ext = np.zeros((4, NUM_JOINTS, g.shape[-1]), _F)  # the bone rotations, then the root's
+    ext = np.empty((4, NUM_JOINTS, g.shape[-1]), _F)  # the bone rotations, then the root's
     ext[:, :-1] = _qbetween_raw(v / np.sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]))
-    ext[0, -1], ext[2, -1] = w, y
+    ext[0, -1], ext[1, -1], ext[2, -1], ext[3, -1] = w, 0.0, y, 0.0
     r, i, j, k = _qmul(ext[:, _PREV] * _CONJ[:, None, None], ext[:, :-1])  # qmul(qinv(prev), rot)
     s = 2.0 / (r * r + i * i + j * j + k * k)
-    return np.stack([1 - s * (j * j + k * k), s * (i * j + k * r), s * (i * k - j * r),
-                     s * (i * j - k * r), 1 - s * (i * i + k * k), s * (j * k + i * r)], axis=1)  # fmt: skip
+    for c, value in enumerate((1 - s * (j * j + k * k), s * (i * j + k * r), s * (i * k - j * r),
+                               s * (i * j - k * r), 1 - s * (i * i + k * k), s * (j * k + i * r))):  # fmt: skip
+        out[:, :, c] = value.T
 
 
 def featurize_block(joints: np.ndarray, starts: np.ndarray, lengths: np.ndarray, tgt: np.ndarray,
@@ -245,7 +247,7 @@ def featurize_block(joints: np.ndarray, starts: np.ndarray, lengths: np.ndarray,
     ric = out[:, FEATURE_LAYOUT["ric"]].reshape(n, NUM_JOINTS - 1, 3)
     ric[:, :, 0], ric[:, :, 2] = (c.T for c in _yrot(w, y, g[0, 1:] - g[0, 0], g[2, 1:] - g[2, 0]))
     ric[:, :, 1] = g[1, 1:].T
-    out[:, FEATURE_LAYOUT["rot6d"]].reshape(n, NUM_JOINTS - 1, 6)[:] = _rot6d(g, w, y).transpose(2, 0, 1)
+    _rot6d(g, w, y, out[:, FEATURE_LAYOUT["rot6d"]].reshape(n, NUM_JOINTS - 1, 6))
     # joint velocities in the current frame's root orientation, and foot contacts (compared in float64)
     step = g[:, :, 1:] - g[:, :, :-1]
     vel = out[:-1, FEATURE_LAYOUT["local_velocity"]].reshape(n - 1, NUM_JOINTS, 3)
