@@ -98,24 +98,28 @@ def _qmul(q: np.ndarray, r: np.ndarray) -> np.ndarray:
     return t[:, 0] + t[:, 1] + t[:, 2] + t[:, 3]
 
 
-def _chain_levels() -> list[tuple[np.ndarray, np.ndarray | None]]:
-    """The bones by depth along the reference's kinematic chains: per level, its bone indices and where
-    each one's predecessor sits in the level before (None: the root). The arm chains start from the root
-    rotation, as the reference's do."""
+def _chain_levels() -> tuple[np.ndarray, list[tuple[slice, slice | None]]]:
+    """The bones by depth along the reference's kinematic chains: the bone order that puts each level in a
+    block, and per level its block and where its bones' predecessors sit in the block before (None: the
+    root). The arm chains start from the root rotation, as the reference's do. Each level's predecessors
+    are a run of the level before, so both are slices."""
     depth, levels = {0: 0}, {}
     for j in range(1, NUM_JOINTS):
         prev = 0 if _FROM_ROOT[j - 1] else PARENTS[j]
         depth[j] = depth[prev] + 1
         levels.setdefault(depth[j], []).append((j - 1, prev - 1))
-    out, before = [], []
+    order, blocks, before = [], [], []
     for _, level in sorted(levels.items()):
-        bones = [b for b, _ in level]
-        out.append((np.array(bones), None if level[0][1] < 0 else np.array([before.index(p) for _, p in level])))
-        before = bones
-    return out
+        at = [before.index(p) + len(order) - len(before) for _, p in level] if level[0][1] >= 0 else None
+        assert at is None or at == list(range(at[0], at[0] + len(at))), "predecessors not a run"
+        blocks.append((slice(len(order), len(order) + len(level)), None if at is None else slice(at[0], at[-1] + 1)))
+        before = [b for b, _ in level]
+        order += before
+    return np.array(order), blocks
 
 
-_LEVELS = _chain_levels()
+_CHAIN_ORDER, _CHAIN_BLOCKS = _chain_levels()
+_CHAIN_UNORDER = np.argsort(_CHAIN_ORDER)
 
 
 def _chain_rotations(q: np.ndarray, w: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -123,15 +127,14 @@ def _chain_rotations(q: np.ndarray, w: np.ndarray, y: np.ndarray) -> np.ndarray:
     and the root's (w, 0, y, 0). Its IK stores R_loc = qinv(R) * rot down each chain and its FK multiplies
     them back, R * R_loc, which is rot only up to float32 rounding and a norm that drifts (qinv does not
     divide by |R|²); far down a chain that moves bones by 1e-6 m, so the products are taken as it takes them."""
+    q = q[:, _CHAIN_ORDER]
     chained = np.empty_like(q)
     r = np.zeros((4, 1, len(w)), _F)
     r[0, 0], r[2, 0] = w, y
-    for bones, prev in _LEVELS:
-        if prev is not None:
-            r = r[:, prev]
-        r = _qmul(r, _qmul(r * _CONJ[:, None, None], q[:, bones]))
-        chained[:, bones] = r
-    return chained
+    for block, prev in _CHAIN_BLOCKS:
+        r = r if prev is None else chained[:, prev]
+        chained[:, block] = _qmul(r, _qmul(r * _CONJ[:, None, None], q[:, block]))
+    return chained[:, _CHAIN_UNORDER]
 
 
 def _yaw_to_z(fx: np.ndarray, fz: np.ndarray):
