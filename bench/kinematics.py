@@ -19,6 +19,7 @@ motions on random body sizes, headings, positions and speeds, 40–196 frames.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -142,19 +143,23 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="small sizes and no SMPL+H section (make bench-check)")
     args = ap.parse_args()
     n_clips = args.clips or (120 if args.quick else 400)
-    reference = None
+    reference, torch_threads = None, None
     if args.reference:
         import torch
 
         from bench.humanml3d_reference import load_reference
 
+        torch_threads = torch.get_num_threads()
         torch.set_num_threads(1)  # the reference as its notebook runs it, on one core
         warnings.simplefilter("ignore", UserWarning)  # torch.cross without dim, in the reference
         reference = load_reference(args.reference)
-        print(f"reference: HumanML3D process_file from {reference.checkout} (commit {reference.commit or 'unknown'})")
+        commit = reference.commit or "unknown: not a git work tree"
+        print(f"reference: HumanML3D process_file from {reference.checkout} (commit {commit}), torch 1 thread")
     clips = make_clips(n_clips, args.seed)
-    print(f"{n_clips} clips, {sum(len(c) for c in clips):,} frames, {args.rounds} rounds")
+    print(f"{n_clips} clips, {sum(len(c) for c in clips):,} frames, {args.rounds} rounds, load {os.getloadavg()[0]:.1f}")
     missed = report(measure(clips, reference, args.rounds), reference is not None)
+    if torch_threads is not None:
+        torch.set_num_threads(torch_threads)
     if not args.quick:
         smpl_bench(args.seed)
     flags = f" --clips {n_clips} --rounds {args.rounds} --seed {args.seed}" + (" --quick" if args.quick else "")
