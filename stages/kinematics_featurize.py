@@ -17,6 +17,8 @@ pair that crosses into the next clip and is dropped by the caller.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from schemas.motion import FEATURE_DIM, FEATURE_LAYOUT, NUM_JOINTS, PARENTS, RAW_OFFSETS
@@ -26,6 +28,8 @@ __all__ = ["featurize_block"]
 _F = np.float32
 _PAR = np.array(PARENTS[1:])
 _RAW = tuple(RAW_OFFSETS[1:, k].astype(_F)[:, None] for k in range(3))  # raw directions, (21, 1) each
+_RAW_AXIS = np.abs(RAW_OFFSETS[1:]).argmax(axis=1) * (NUM_JOINTS - 1) + np.arange(NUM_JOINTS - 1)  # in (63, n)
+_RAW_SIGN = RAW_OFFSETS[1:].sum(axis=1).astype(_F)[:, None]  # each raw direction is ±1 along one axis
 FACE_JOINTS = (2, 1, 17, 16)  # right hip, left hip, right shoulder, left shoulder (the reference's order)
 LEG_JOINTS = (5, 8)  # right knee, right ankle: the leg length that sets the retargeting scale
 FEET = (7, 10, 8, 11)  # left ankle, left toe, right ankle, right toe: the contact columns, in order
@@ -47,8 +51,9 @@ def _sqrt_near_one(s: np.ndarray) -> np.ndarray:
     rounds ties correctly). It matters in ``qbetween`` of nearly opposite vectors, where ``w = sqrt(s) +
     dot`` cancels to ~1e-5 and one ulp of the sqrt moves the rotation by 1e-3."""
     d = s.view(np.int32) - _ONE_BITS  # ulps from 1 (2^-24 below 1, 2^-23 above)
+    torch_like = (((d + (d < 0)) >> 1) + _ONE_BITS).view(_F)
     near = np.abs(d) <= 64
-    return np.where(near, (((d + (d < 0)) >> 1) + _ONE_BITS).view(_F), np.sqrt(s))
+    return torch_like if near.all() else np.where(near, torch_like, np.sqrt(s))
 
 
 def _cross(a, b):
@@ -59,7 +64,7 @@ def _qbetween_raw(d):
     """The reference's ``qbetween`` (float32) from each joint's raw direction to directions ``d``."""
     c = _cross(_RAW, d)
     w = _sqrt_near_one(d[0] * d[0] + d[1] * d[1] + d[2] * d[2])  # |raw|² = 1 exactly
-    w += _RAW[0] * d[0] + _RAW[1] * d[1] + _RAW[2] * d[2]
+    w += d.reshape(-1, d.shape[-1])[_RAW_AXIS] * _RAW_SIGN  # raw · d: one term, the others exact zeros
     norm = np.sqrt(w * w + c[0] * c[0] + c[1] * c[1] + c[2] * c[2])
     bad = norm == 0  # exactly opposite: the reference gives 0/0; a half turn about a perpendicular axis
     if bad.any():
@@ -155,17 +160,27 @@ def _yrot(w, y, vx, vz):
     return vx + 2 * (w * a - y * b), vz - 2 * (w * b + y * a)
 
 
-def _smooth(x: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+def _smooth_index(lengths: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """For clips of ``lengths`` end to end: the frames to gather for their edge-padded copies, and the
+    'valid' convolution outputs that are each frame's (see ``_smooth``)."""
+    lengths_ = np.array(lengths)
+    starts = np.cumsum(lengths_) - lengths_
+    padded_len = lengths_ + 2 * SMOOTH_RADIUS
+    first = np.cumsum(padded_len) - padded_len
+    offset = np.arange(padded_len.sum()) - np.repeat(first + SMOOTH_RADIUS, padded_len)
+    src = np.clip(offset, 0, np.repeat(lengths_ - 1, padded_len)) + np.repeat(starts, padded_len)
+    return src, np.repeat(first - starts, lengths_) + np.arange(lengths_.sum())
+
+
+_smooth_index_of_one = functools.lru_cache(maxsize=1024)(_smooth_index)  # clip by clip: by its length
+
+
+def _smooth(x: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """gaussian_filter1d(x, σ=20, mode='nearest') of each clip's stretch of each row of ``x`` (k, n) float64,
     in one convolution: each clip padded with copies of its edge frames, the rows end to end, then the
     'valid' outputs that lie within one padded clip."""
-    r = SMOOTH_RADIUS
-    padded_len = lengths + 2 * r
-    first = np.cumsum(padded_len) - padded_len
-    offset = np.arange(padded_len.sum()) - np.repeat(first + r, padded_len)
-    src = np.clip(offset, 0, np.repeat(lengths - 1, padded_len)) + np.repeat(starts, padded_len)
+    src, keep = (_smooth_index_of_one if len(lengths) == 1 else _smooth_index)(tuple(lengths.tolist()))
     out = np.convolve(x[:, src].ravel(), _KERNEL, mode="valid")  # output m covers padded m .. m + 2r
-    keep = np.repeat(first - starts, lengths) + np.arange(x.shape[1])
     return out[np.arange(len(x))[:, None] * len(src) + keep]
 
 
@@ -210,7 +225,7 @@ def _root_rotation(g: np.ndarray, starts, lengths, smooth: bool = True):
     a /= np.sqrt(a[0] * a[0] + a[1] * a[1] + a[2] * a[2])
     fx, fz = a[2].astype(np.float64), -a[0].astype(np.float64)  # cross(up, across), in float64
     if smooth:
-        fx, fz = _smooth(np.stack([fx, fz]), starts, lengths)
+        fx, fz = _smooth(np.stack([fx, fz]), lengths)
     norm = np.sqrt(fx * fx + fz * fz)
     w, y = _yaw_to_z((fx / norm).astype(_F), (fz / norm).astype(_F))
     w[starts], y[starts] = 1.0, 0.0
