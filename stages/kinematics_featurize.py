@@ -250,7 +250,8 @@ def featurize_block(joints: np.ndarray, starts: np.ndarray, lengths: np.ndarray,
     """(n, 22, 3) float32 frames of clips (``starts``, ``lengths``) → (n, 263) float32 rows; the row of each
     clip's last frame is not a feature row. ``tgt``: (22, 3) float32 target offsets."""
     n = len(joints)
-    clip_of = np.repeat(np.arange(len(starts)), lengths)
+    # per-clip values → per frame: a gather, or for one clip its value broadcast
+    clip_of = np.repeat(np.arange(len(starts)), lengths) if len(starts) > 1 else 0
     g = _place(_uniform_skeleton(np.ascontiguousarray(joints.transpose(2, 1, 0)), clip_of, starts, lengths, tgt), clip_of, starts)
     w, y = _root_rotation(g, starts, lengths)
     out = np.zeros((n, FEATURE_DIM), _F)
