@@ -1,12 +1,19 @@
-"""Speed of HumanML3D featurization: ``joints_to_features`` on 1,000 clips of 40–196 frames.
+"""Speed of HumanML3D featurization: movid's ``joints_to_features`` against HumanML3D's own ``process_file``,
+side by side on the same clips.
 
-    .venv/bin/python bench/kinematics.py [--clips 1000] [--seed 0]
+    .venv/bin/python bench/kinematics.py [--clips 400] [--rounds 3] [--reference DIR] [--quick]
 
-The reference notebook (HumanML3D ``process_file``) runs clip by clip in Python loops: about 6,400
-frames/s on one core in the project's notes, 10,227 frames/s when it was run on these same clips on this
-machine kind (2026-11-24, torch 2.13 CPU, one thread; the reference code is not part of movid, so it is
-not rerun here). Goal: ≥ 120,000 frames/s, so HumanML3D's ~4.1 M frames (mirrors included) featurize in
-under 35 s. Clips are synthetic motions on random body sizes, headings, positions and speeds.
+``--reference DIR`` runs the reference's ``process_file`` from a local checkout of its repository
+(``git clone https://github.com/EricGuo5513/HumanML3D``; never part of movid; loaded by
+``bench/humanml3d_reference.py``), torch on one thread, clip by clip as its notebook does. Each round
+runs every way once, in a rotating order, on the same clips, and the ratios of frames/s are printed
+as medians with their ranges over rounds. Goals against the reference: movid batched on one thread
+≥ 20×, batched on two workers ≥ 35×, clip by clip ≥ 15×. Without ``--reference`` no reference is run
+and no ratio is printed; the goal is then ≥ 120,000 frames/s batched on one thread (HumanML3D's
+~4.1 M frames, mirrors included, in under 35 s). The exit status is 1 when a goal is missed.
+
+``--quick`` (120 clips, no SMPL+H section) is what ``make bench-check`` runs. Clips are synthetic
+motions on random body sizes, headings, positions and speeds, 40–196 frames.
 """
 
 from __future__ import annotations
@@ -16,6 +23,8 @@ import os
 import sys
 import tempfile
 import time
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +37,8 @@ from stages.kinematics import joints_to_features, joints_to_features_batch  # no
 from stages.smpl import BodyModels, amass_joints, read_amass_npz  # noqa: E402
 
 HUMANML3D_FRAMES = 4.1e6
-REFERENCE_FPS = 10_227  # measured as described above
+GOAL_FPS = 120_000  # batched, one thread, when no reference is run
+GOALS = {"batched, 1 thread": 20.0, "batched, 2 workers": 35.0, "clip by clip": 15.0}  # × the reference
 
 
 def make_clips(n: int, seed: int) -> list[np.ndarray]:
@@ -44,6 +54,62 @@ def make_clips(n: int, seed: int) -> list[np.ndarray]:
         j = j @ np.array([[c, 0, -s], [0, 1, 0], [s, 0, c]]) + rng.normal(0, 2, 3) * np.array([1, 0, 1])
         clips.append(j.astype(np.float32))
     return clips
+
+
+def ways(clips: list[np.ndarray], reference) -> dict[str, Callable[[], object]]:
+    out = {
+        "batched, 1 thread": lambda: joints_to_features_batch(clips, workers=1),
+        "batched, 2 workers": lambda: joints_to_features_batch(clips, workers=2),
+        "clip by clip": lambda: [joints_to_features(c) for c in clips],
+    }
+    if reference is not None:
+        out["reference process_file"] = lambda: [reference.features(c) for c in clips]
+    return out
+
+
+def measure(clips: list[np.ndarray], reference, rounds: int) -> dict[str, list[float]]:
+    """frames/s of each way in each round; the order of the ways rotates from round to round."""
+    frames = sum(len(c) for c in clips)
+    todo = ways(clips, reference)
+    joints_to_features_batch(clips[:8], workers=2)  # warm-up: imports, first allocations
+    if reference is not None:
+        reference.features(clips[0])
+    fps: dict[str, list[float]] = {name: [] for name in todo}
+    names = list(todo)
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            t0 = time.perf_counter()
+            todo[name]()
+            fps[name].append(frames / (time.perf_counter() - t0))
+    return fps
+
+
+def _range(values: list[float], fmt: str) -> str:
+    return f"{np.median(values):{fmt}} ({min(values):{fmt}}–{max(values):{fmt}})"
+
+
+def report(fps: dict[str, list[float]], with_reference: bool) -> list[str]:
+    """Print the figures; return the goals missed."""
+    missed = []
+    print("frames/s, median (range) over rounds:")
+    for name, values in fps.items():
+        print(f"  {name:<24} {_range(values, ',.0f')}  HumanML3D in {HUMANML3D_FRAMES / np.median(values):7.1f} s")
+    two = [b / a for a, b in zip(fps["batched, 1 thread"], fps["batched, 2 workers"], strict=True)]
+    print(f"  two workers / one thread: {_range(two, '.2f')}")
+    if not with_reference:
+        print("no reference was run (--reference DIR runs HumanML3D's process_file side by side); no ratio to it")
+        got = np.median(fps["batched, 1 thread"])
+        print(f"goal: batched on one thread ≥ {GOAL_FPS:,} frames/s: {'met' if got >= GOAL_FPS else 'MISSED'}")
+        return [] if got >= GOAL_FPS else [f"batched, 1 thread: {got:,.0f} < {GOAL_FPS:,} frames/s"]
+    ref = fps["reference process_file"]
+    print("× the reference, same round, median (range):")
+    for name, goal in GOALS.items():
+        ratios = [a / b for a, b in zip(fps[name], ref, strict=True)]
+        ok = np.median(ratios) >= goal
+        print(f"  {name:<24} ×{_range(ratios, '.1f')}   goal ≥ {goal:g}×: {'met' if ok else 'MISSED'}")
+        if not ok:
+            missed.append(f"{name}: ×{np.median(ratios):.1f} < {goal:g}×")
+    return missed
 
 
 def smpl_bench(seed: int, seconds: float = 60.0) -> None:
@@ -68,37 +134,40 @@ def smpl_bench(seed: int, seconds: float = 60.0) -> None:
         print(f"  amass_joints (20 fps input, default batch): {len(params) / (time.perf_counter() - t0):,.0f} frames/s")
 
 
-def main() -> None:
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--clips", type=int, default=1000)
+    ap.add_argument("--clips", type=int, help="clips per round (default 400; 120 with --quick)")
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--reference", help="a local checkout of github.com/EricGuo5513/HumanML3D")
+    ap.add_argument("--quick", action="store_true", help="small sizes and no SMPL+H section (make bench-check)")
     args = ap.parse_args()
-    clips = make_clips(args.clips, args.seed)
-    frames = sum(len(c) for c in clips)
-    joints_to_features_batch(clips[:8])  # warm-up (caches the smoothing matrices of those lengths)
+    n_clips = args.clips or (120 if args.quick else 400)
+    reference, torch_threads = None, None
+    if args.reference:
+        import torch
 
-    t0 = time.perf_counter()
-    joints_to_features_batch(clips)
-    t_batch = time.perf_counter() - t0
-    workers = os.cpu_count() or 1
-    t0 = time.perf_counter()
-    joints_to_features_batch(clips, workers=workers)
-    t_threads = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    for c in clips:
-        joints_to_features(c)
-    t_single = time.perf_counter() - t0
+        from bench.humanml3d_reference import load_reference
 
-    print(f"{args.clips} clips, {frames} frames, {os.cpu_count()} cores")
-    for name, t in ((f"batch, {workers} threads", t_threads), ("batch, 1 thread", t_batch),
-                    ("joints_to_features, clip by clip", t_single)):
-        fps = frames / t
-        print(f"  {name:<38} {t:6.2f} s  {fps:>10,.0f} frames/s  ×{fps / REFERENCE_FPS:5.1f} the reference  "
-              f"HumanML3D in {HUMANML3D_FRAMES / fps:5.1f} s")
-    print(f"goal: ≥ 120,000 frames/s; the reference: {REFERENCE_FPS:,} frames/s (see the docstring)")
-    smpl_bench(args.seed)
-    print(f"reproduce: .venv/bin/python bench/kinematics.py --clips {args.clips} --seed {args.seed}")
+        torch_threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # the reference as its notebook runs it, on one core
+        warnings.simplefilter("ignore", UserWarning)  # torch.cross without dim, in the reference
+        reference = load_reference(args.reference)
+        commit = reference.commit or "unknown: not a git work tree"
+        print(f"reference: HumanML3D process_file from {reference.checkout} (commit {commit}), torch 1 thread")
+    clips = make_clips(n_clips, args.seed)
+    print(f"{n_clips} clips, {sum(len(c) for c in clips):,} frames, {args.rounds} rounds, load {os.getloadavg()[0]:.1f}")
+    missed = report(measure(clips, reference, args.rounds), reference is not None)
+    if torch_threads is not None:
+        torch.set_num_threads(torch_threads)
+    if not args.quick:
+        smpl_bench(args.seed)
+    flags = f" --clips {n_clips} --rounds {args.rounds} --seed {args.seed}" + (" --quick" if args.quick else "")
+    print(f"reproduce: .venv/bin/python bench/kinematics.py{flags}" + (" --reference DIR" if reference else ""))
+    if missed:
+        print("goals missed: " + "; ".join(missed))
+    return 1 if missed else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
