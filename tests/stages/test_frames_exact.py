@@ -2,7 +2,8 @@
 seeking, then resized and JPEG-encoded as movid does. On generated H.264 files with several keyframe
 intervals (every frame, 7, 30, the encoder's own), an odd length, a variable frame rate and a rotation; index
 sets with the first and last frames, keyframes and their neighbours, repeats, several decode chunks, and an
-unordered one; one reader reused across calls as ingest does not, so a reader left in a bad state shows."""
+unordered one. One reader serves every index set in turn (ingest uses each reader once), so a call that left
+the reader in a bad state shows in the next."""
 
 import io
 import resource
@@ -30,7 +31,8 @@ SHORT_SIDE, QUALITY = 112, 85
 
 @pytest.fixture(scope="module")
 def joints():
-    return synthesize_joints([Segment("walk", 3.0, turn="right"), Segment("jump", 2.0)], np.random.default_rng(3))
+    segments = [Segment("walk", 3.0, turn="right"), Segment("jump", 2.0), Segment("walk", 3.0, turn="left")]
+    return synthesize_joints(segments, np.random.default_rng(3))  # 8 s: every frame below shows a new pose
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +42,8 @@ def videos(tmp_path_factory, joints):
     made = {f"gop{g}": write_video(d / f"gop{g}.mp4", frames, 30, gop=g) for g in (1, 7, 30)}
     made["gop_default"] = write_video(d / "gop_default.mp4", frames, 30)
     made["rot90_gop7"] = write_video(d / "rot90.mp4", frames, 30, rotate=90, gop=7)
-    vfr_times = two_rate_times(N, 30, 45, 10)
-    made["vfr_gop30"] = write_video(d / "vfr.mp4", render_skeleton_frames(joints, vfr_times), 30, vfr=(45, 10), gop=30)
+    vfr_times = two_rate_times(N, 30, 45, 20)  # 30 fps, then 20: 6.8 s
+    made["vfr_gop30"] = write_video(d / "vfr.mp4", render_skeleton_frames(joints, vfr_times), 30, vfr=(45, 20), gop=30)
     return made
 
 
@@ -101,6 +103,7 @@ def test_index_sets_cover_what_they_claim(videos):
     assert keys[:3] == [0, 7, 14] and set(keys) <= set(sets["keyframes and neighbours"])
     assert {0, N - 1} <= set(sets["uniform 8"]) and len(sets["every frame"]) == N > DECODE_CHUNK
     assert len(sets["uniform 13 in a segment"]) > DECODE_CHUNK
+    assert probe_video(videos["vfr_gop30"]).variable_frame_rate and probe_video(videos["rot90_gop7"]).rotation == 90
 
 
 def test_reader_stops_decoding_once_the_frames_are_out(tmp_path, joints):
