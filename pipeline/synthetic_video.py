@@ -61,10 +61,10 @@ def two_rate_times(n: int, fps: float, switch_frame: int, slow_fps: float) -> np
 
 
 def write_video(path: str | Path, frames: np.ndarray, fps: float = 30.0, *, rotate: int = 0,
-                vfr: tuple[int, float] | None = None, crf: int = 23) -> Path:  # fmt: skip
+                vfr: tuple[int, float] | None = None, crf: int = 23, gop: int | None = None) -> Path:  # fmt: skip
     """Encode RGB frames to H.264 mp4 (yuv420p). ``rotate`` stores a display rotation (clockwise degrees)
     in the file; ``vfr=(switch_frame, slow_fps)`` times the frames as ``two_rate_times`` does, making a
-    variable-frame-rate file."""
+    variable-frame-rate file; ``gop`` puts a keyframe exactly every ``gop`` frames (no scene-cut ones)."""
     import ffmpeg
 
     path = Path(path)
@@ -72,6 +72,8 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float = 30.0, *, rota
     n, h, w, _ = frames.shape
     stream = ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{w}x{h}", framerate=fps)
     out_args = {"vcodec": "libx264", "pix_fmt": "yuv420p", "crf": crf, "preset": "veryfast", "movflags": "+faststart"}
+    if gop is not None:
+        out_args |= {"g": gop, "keyint_min": gop, "sc_threshold": 0}
     if vfr is not None:
         k, slow = vfr
         # ffmpeg-python escapes the commas for the filter graph

@@ -6,12 +6,20 @@ files sample correctly.
 Memory stays bounded whatever the sampling asks for: decord decodes ``DECODE_CHUNK`` frames at a time and
 each is JPEG-encoded before the next chunk; ffmpeg's frames are read from its pipe one at a time. Frames too
 large to decode at all are refused before this module sees them (``frames.max_pixels``, ``stages.media``).
+
+Decoding costs what the seeks cost: decord's ``get_batch`` already seeks to the keyframe before a frame in
+another GOP and decodes forward (without colour conversion) within one, so each sample costs its distance
+from its keyframe. What it does not do is stop: its decoding thread reads ahead of the frames asked for and
+goes on decoding (and colour-converting, and holding) the rest of the file after ``get_batch`` returns, for
+as long as the reader lives. So the reader is parked after each chunk whose successor needs a seek anyway,
+and after the last one (:func:`_park`).
 """
 
 from __future__ import annotations
 
 import io
 import subprocess
+from bisect import bisect_right
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,23 +99,64 @@ def _jpeg(frame: np.ndarray, quality: int) -> bytes:
     return buf.getvalue()
 
 
-def _decode_decord(reader, indices, info: VideoInfo, size_display) -> np.ndarray:
+def _upright(frames: np.ndarray, info: VideoInfo) -> np.ndarray:
     """decord applies the display rotation itself (checked against ffmpeg for 90/180/270); should a build
     not, its frames come out in the stored shape and are turned here."""
-    from PIL import Image
-
-    frames = reader.get_batch(list(map(int, indices))).asnumpy()
     disp_w, disp_h = info.display_size
     if info.rotation in (90, 270) and frames.shape[1:3] == (info.height, info.width) != (disp_h, disp_w):
         frames = np.rot90(frames, k=-(info.rotation // 90), axes=(1, 2))
-    return np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(f)).resize(size_display, Image.BILINEAR))
-                     for f in frames])  # fmt: skip
+    return frames
+
+
+def _resized(frame: np.ndarray, size_display) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(np.ascontiguousarray(frame)).resize(size_display, Image.BILINEAR))
+
+
+def _park(reader) -> bool:
+    """Stop decord's decoding thread. Its reader runs ahead of what was asked (it reads packets while it
+    waits for a frame) and its thread decodes whatever it was given, the rest of the file if nothing stops
+    it: a core and, at native size, hundreds of MB held. A seek stops and flushes its decoder; frame 0 is the
+    position decord itself rewinds to before every accurate seek, so the next ``get_batch`` finds the reader
+    in the state its own seeking expects. False when the file refuses the seek (the reader's position is
+    then unknown)."""
+    try:
+        reader.seek(0)
+    except RuntimeError:  # decord's "Failed to seek to frame 0"
+        return False
+    return True
+
+
+def _keyframe_at_or_before(keys: list[int], frame: int) -> int:
+    return keys[bisect_right(keys, frame) - 1] if keys and frame >= keys[0] else 0
+
+
+def _seek_follows(keys: list[int], position: int, following: int) -> bool:
+    """Whether decord, standing before frame ``position``, will seek to reach frame ``following`` rather
+    than decode on: it seeks backwards, and forwards into another GOP (its ``SeekAccurate``)."""
+    if following == position:
+        return False
+    return following < position or _keyframe_at_or_before(keys, following) != _keyframe_at_or_before(keys, position)
 
 
 def _jpegs_decord(reader, indices, info: VideoInfo, size_display, quality: int) -> list[bytes]:
+    indices = [int(i) for i in indices]
+    keys = sorted(int(k) for k in reader.get_key_indices())
     jpegs = []
-    for k in range(0, len(indices), DECODE_CHUNK):
-        jpegs += [_jpeg(f, quality) for f in _decode_decord(reader, indices[k : k + DECODE_CHUNK], info, size_display)]
+    try:
+        for k in range(0, len(indices), DECODE_CHUNK):
+            chunk = indices[k : k + DECODE_CHUNK]
+            frames = _upright(reader.get_batch(chunk).asnumpy(), info)
+            following = indices[k + DECODE_CHUNK] if k + DECODE_CHUNK < len(indices) else None
+            position = list(dict.fromkeys(chunk))[-1] + 1  # after the last frame decord decoded (repeats are copies)
+            if following is None or _seek_follows(keys, position, following):
+                # between chunks a refused seek would leave the reader lost: decode the clip with ffmpeg
+                if not _park(reader) and following is not None:
+                    raise MediaError("unseekable", "decord cannot seek this file")
+            jpegs += [_jpeg(_resized(f, size_display), quality) for f in frames]
+    finally:
+        _park(reader)
     return jpegs
 
 
