@@ -76,7 +76,7 @@ test-smollm: smollm-setup
 
 # Every bench runs even when one misses its goal (each exits 1 then); make bench fails if any did.
 bench: setup
-	@status=0; for b in ingest kinematics frames annotate validate train; do \
+	@status=0; for b in ingest kinematics frames annotate validate train full_size; do \
 		$(PY) bench/$$b.py || status=1; done; exit $$status
 
 # The quick benches at small sizes with their goals (a few minutes): run before every stop; not part of CI.
