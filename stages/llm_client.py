@@ -157,17 +157,8 @@ class OpenAIAnnotator:
         """Answers in request order. ``max_in_flight`` workers take requests in order (no task per request:
         100k+ clips stay cheap and the first requests go out at once); a prompt asked twice (e.g. mirror
         twins of a symmetric motion) is asked once, and the later askers count a cache hit."""
-        import openai  # here: importing it takes ~2 s, and an offline build never needs it
-
-        # httpx: several clients, each with a few connections — on every response its connection pool checks
-        # each of its connections for expiry (a syscall apiece), so one pool of 64 connections spent ~a third
-        # of a worker's CPU there. aiohttp's pool has no such cost: one client.
-        per_client = self.cfg.max_in_flight if self.cfg.http_client == "aiohttp" else CONNECTIONS_PER_CLIENT
-        n_clients = max(1, -(-self.cfg.max_in_flight // per_client))
-        clients = await Runtime.get().clients_for(
-            (self.cfg.base_url, self._key, self.cfg.timeout_s, self.cfg.http_client, self.cfg.max_in_flight),
-            lambda: [openai.AsyncOpenAI(base_url=self.cfg.base_url, api_key=self._key, timeout=self.cfg.timeout_s,
-                                        max_retries=0, http_client=self._http_client()) for _ in range(n_clients)])
+        clients = await self._clients()
+        n_clients = len(clients)
         out: list[AnswerResult | None] = [None] * len(requests)
         asked: dict[str, int] = {}  # cache key -> the request that asks it
         later: list[tuple[int, int]] = []  # (request, the request whose answer it shares)
@@ -206,6 +197,20 @@ class OpenAIAnnotator:
             out[i] = AnswerResult(res.payload, res.error, res.detail, res.model, Counter(cache_hits=1))
         return out
 
+    async def _clients(self) -> list:
+        """On the loop: this endpoint's openai clients (no retries of their own: :meth:`_call` retries)."""
+        import openai  # here: importing it takes ~2 s, and an offline build never needs it
+
+        # httpx: several clients, each with a few connections — on every response its connection pool checks
+        # each of its connections for expiry (a syscall apiece), so one pool of 64 connections spent ~a third
+        # of a worker's CPU there. aiohttp's pool has no such cost: one client.
+        per_client = self.cfg.max_in_flight if self.cfg.http_client == "aiohttp" else CONNECTIONS_PER_CLIENT
+        n_clients = max(1, -(-self.cfg.max_in_flight // per_client))
+        return await Runtime.get().clients_for(
+            (self.cfg.base_url, self._key, self.cfg.timeout_s, self.cfg.http_client, self.cfg.max_in_flight),
+            lambda: [openai.AsyncOpenAI(base_url=self.cfg.base_url, api_key=self._key, timeout=self.cfg.timeout_s,
+                                        max_retries=0, http_client=self._http_client()) for _ in range(n_clients)])
+
     @staticmethod
     def messages_for(req: ClipRequest, system: str = SYSTEM) -> list[dict]:
         """The chat messages; frames become image parts (base64 JPEG data URLs), as vision models take them."""
@@ -234,13 +239,8 @@ class OpenAIAnnotator:
     async def _answer(self, client, limit, key: str, messages: list[dict]) -> AnswerResult:
         """A request not in the cache: asked, validated, re-asked once if invalid, cached."""
         usage: Counter = Counter()
-        chars = _prompt_chars(messages)
-        if chars > self.cfg.max_prompt_chars:  # never sent: a 10 MB caption is not a 2.6 M-token request
-            return self._failed("prompt_too_long", f"the prompt has {chars} characters, over "
-                                f"annotator.max_prompt_chars={self.cfg.max_prompt_chars}; not sent", None, usage)  # fmt: skip
-        if any(_sendable(t) is not t for t in _texts(messages)):  # no request body can carry it
-            return self._failed("invalid_prompt", "the prompt is not valid Unicode (a lone surrogate); not sent",
-                                None, usage)  # fmt: skip
+        if (refused := self._unsendable(messages)) is not None:
+            return refused
         for attempt in range(2):  # the answer, and one re-ask with the validation error
             result = await self._call(client, limit, messages, usage)
             if isinstance(result, AnswerResult):
@@ -248,13 +248,7 @@ class OpenAIAnnotator:
             content, model, finish = result
             payload, problem = self._parse_answer(content)
             if problem is None:
-                # (an escape can spell a secret too: then the decoded answer is what is searched)
-                if self.redact.leaks(content if "\\u" not in content else json.dumps(payload, ensure_ascii=False)):
-                    return self._failed("secret_in_answer", "the answer quotes a credential header we sent", model,
-                                        usage)  # fmt: skip
-                # File creation blocks for ~0.5 ms: off the event loop, so the other requests keep flowing.
-                self.cache.put(key, {"payload": payload, "model": model})
-                return AnswerResult(payload, model=model, usage=usage)
+                return self._accept(key, content, payload, model, usage)
             if finish == "length":  # cut at max_tokens: a re-ask would be cut the same way
                 return self._failed("truncated_answer", f"the answer stopped at annotator.max_tokens={self.cfg.max_tokens}"
                                     f" (finish_reason length): {self.redact.quote(problem)}", model, usage)  # fmt: skip
@@ -270,6 +264,26 @@ class OpenAIAnnotator:
             return self._failed("invalid_answer", f"{self.redact.quote(problem, PROBLEM_CHARS)}; raw answer: "
                                 f"{self.redact.quote(content)!r}", model, usage)  # fmt: skip
         raise AssertionError("unreachable")
+
+    def _unsendable(self, messages: list[dict]) -> AnswerResult | None:
+        """The failure of a request that is never sent (too long, or not valid Unicode), else None."""
+        chars = _prompt_chars(messages)
+        if chars > self.cfg.max_prompt_chars:  # never sent: a 10 MB caption is not a 2.6 M-token request
+            return self._failed("prompt_too_long", f"the prompt has {chars} characters, over "
+                                f"annotator.max_prompt_chars={self.cfg.max_prompt_chars}; not sent", None, Counter())  # fmt: skip
+        if any(_sendable(t) is not t for t in _texts(messages)):  # no request body can carry it
+            return self._failed("invalid_prompt", "the prompt is not valid Unicode (a lone surrogate); not sent",
+                                None, Counter())  # fmt: skip
+        return None
+
+    def _accept(self, key: str, content: str, payload, model: str, usage: Counter) -> AnswerResult:
+        """A valid answer: cached and returned — unless it quotes a credential we sent."""
+        # (an escape can spell a secret too: then the decoded answer is what is searched)
+        if self.redact.leaks(content if "\\u" not in content else json.dumps(payload, ensure_ascii=False)):
+            return self._failed("secret_in_answer", "the answer quotes a credential header we sent", model, usage)
+        # File creation blocks for ~0.5 ms: off the event loop, so the other requests keep flowing.
+        self.cache.put(key, {"payload": payload, "model": model})
+        return AnswerResult(payload, model=model, usage=usage)
 
     def _parse_answer(self, content: str) -> tuple[object, str | None]:
         """(payload, None) for an answer that is JSON under the schema, else (None, what is wrong: a message
@@ -296,15 +310,20 @@ class OpenAIAnnotator:
                 return None, "not valid Unicode (a lone surrogate)"
         return payload, None
 
+    def _body(self, messages: list[dict]) -> dict:
+        """The chat-completion request body (as sent, or as a line of a batch)."""
+        body = {"model": self.cfg.model, "messages": messages, "temperature": self.cfg.temperature,
+                "max_tokens": self.cfg.max_tokens, "seed": self.params["seed"]}  # fmt: skip
+        if (rf := self._response_format(self.schema)) is not None:
+            body["response_format"] = rf
+        return body
+
     async def _call(self, client, limit, messages, usage):
         """(content, model, finish_reason) of one completion, retrying transient failures; an AnswerResult
         on failure."""
         import openai  # here: importing it takes ~2 s, and an offline build never needs it
 
-        body = {"model": self.cfg.model, "messages": messages, "temperature": self.cfg.temperature,
-                "max_tokens": self.cfg.max_tokens, "seed": self.params["seed"]}  # fmt: skip
-        if (rf := self._response_format(self.schema)) is not None:
-            body["response_format"] = rf
+        body = self._body(messages)
         # an upper estimate (an image counted as ~250 tokens)
         images = sum(len(m["content"]) for m in messages if not isinstance(m["content"], str))
         tokens = (_prompt_chars(messages) + 1000 * images) // 4 + self.cfg.max_tokens
