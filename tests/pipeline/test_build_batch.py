@@ -123,7 +123,10 @@ def test_a_failed_batch_stops_the_build_and_a_rerun_submits_it_again(data, tmp_p
     assert m["reconciliation"]["ok"] and _shards(tmp_path / "out") == data.shards
 
 
-def test_killed_while_a_batch_runs_the_rerun_submits_nothing_again(data, tmp_path):
+@pytest.mark.parametrize("ids_lost", [False, True])
+def test_killed_while_a_batch_runs_the_rerun_submits_nothing_again(data, tmp_path, ids_lost):
+    """``ids_lost``: as if the kill had come between the upload (or the batch's creation) and the write of its
+    id — the rerun finds the file by its name and the batch by its input file on the server."""
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "movid", "build", "--source", f"humanml3d={data.tree}", "--out", str(out),
            "--executor", "local", "--quiet"]  # fmt: skip
@@ -140,6 +143,9 @@ def test_killed_while_a_batch_runs_the_rerun_submits_nothing_again(data, tmp_pat
         proc.wait()
         submitted = len(server.uploads)
         assert submitted == len(server.batches) >= 1
+        for path in (out / ".movid" / "batches").glob("*.json") if ids_lost else ():
+            state = json.loads(path.read_text())
+            path.write_text(json.dumps({"jobs": [{"name": j["name"], "keys": j["keys"]} for j in state["jobs"]]}))
         server.release.set()
         r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, r.stderr
