@@ -37,6 +37,7 @@ ENDPOINT = "/v1/chat/completions"
 FINAL = ("completed", "failed", "expired", "cancelled")  # statuses after which a batch answers no more
 CONTROL_TIMEOUT_S = 600.0  # an upload or a download of a large file
 ID_CHARS = 200  # a file or batch id longer than this is not an id
+LINE_OVERHEAD = 4096  # bytes of a batch output line around its reply body (ids, status)
 
 
 class BatchStillRunning(RuntimeError):
@@ -215,7 +216,7 @@ class BatchAnnotator(OpenAIAnnotator):
         batch did not answer fails with the batch's status."""
         keys, seen = job["keys"], set()
         for file_id in (batch.output_file_id, batch.error_file_id):
-            raw = (await client.files.content(file_id)).content if file_id else b""
+            raw = await self._download(client, file_id, len(keys)) if file_id else b""
             for text in raw.splitlines():
                 try:
                     line = json.loads(text)
@@ -230,6 +231,19 @@ class BatchAnnotator(OpenAIAnnotator):
             if key in pending and key not in answers and key not in seen:
                 failed[key] = BadReply("batch_incomplete" if batch.status == "completed" else f"batch_{batch.status}",
                                        f"batch {job['batch_id']} ended {batch.status} without answering this request{said}")
+
+    async def _download(self, client, file_id: str, lines: int) -> bytes:
+        """A batch's output or error file, read with a bound: ``lines`` replies of at most ``max_body`` bytes."""
+        bound = lines * (self.max_body + LINE_OVERHEAD)
+        chunks, size = [], 0
+        async with client.files.with_streaming_response.content(file_id) as response:
+            async for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > bound:
+                    raise BatchFailed(f"the batch file {self._id(file_id)} runs past {bound} bytes, the bound on "
+                                      f"{lines} replies (annotator.max_tokens={self.cfg.max_tokens})")  # fmt: skip
+                chunks.append(chunk)
+        return b"".join(chunks)
 
     def _errors(self, batch) -> str:
         """``: <the batch's errors>`` (quoted), or nothing."""

@@ -40,10 +40,11 @@ def _user_text(body: dict) -> str:
 
 
 class FakeBatchLLM(FakeLLM):
-    def __init__(self, *, in_progress_polls: int = 2, expire: int = 0, fail: int = 0,
+    def __init__(self, *, in_progress_polls: int = 2, expire: int = 0, fail: int = 0, id_prefix: str = "batch-",
                  line_fault: Callable[[str, int], dict | str | None] | None = None, **kw):  # fmt: skip
         super().__init__(**kw)
         self.in_progress_polls, self.expire, self.fail, self.line_fault = in_progress_polls, expire, fail, line_fault
+        self.id_prefix = id_prefix  # of batch ids (a hostile server's can quote the key)
         self.release = threading.Event()
         self.release.set()
         self.files: dict[str, dict] = {}  # id -> {"filename", "purpose", "data"}
@@ -66,7 +67,7 @@ class FakeBatchLLM(FakeLLM):
     def _create_batch(self, req: dict) -> tuple[int, dict]:
         if req.get("input_file_id") not in self.files or req.get("endpoint") != "/v1/chat/completions":
             return 400, {"error": {"message": "unknown input_file_id or endpoint"}}
-        bid = f"batch-{len(self.batches):04d}"
+        bid = f"{self.id_prefix}{len(self.batches):04d}"
         self.batches[bid] = {"id": bid, "object": "batch", "endpoint": req["endpoint"], "completion_window": "24h",
                              "input_file_id": req["input_file_id"], "status": "validating", "created_at": 0,
                              "metadata": req.get("metadata"), "output_file_id": None, "error_file_id": None,

@@ -17,6 +17,7 @@ from pipeline.sample_data import write_sample_humanml3d
 from tests.conftest import local_build
 from tests.llm_batch_server import FakeBatchLLM
 from tests.llm_server import FakeLLM
+from tests.redteam.harness import assert_no_secret
 
 KEY = "sk-movid-batch-test-DO-NOT-LEAK-71c0e2"
 
@@ -69,8 +70,7 @@ def test_batch_build_equals_the_synchronous_build(data, tmp_path):
     a, s = m["annotator"], data.manifest["annotator"]
     assert m["reconciliation"]["ok"] and a["backend"] == "openai-batch" and a["batch_requests"] == a["requests"] > 0
     assert a["prompt_tokens"] == s["prompt_tokens"] and a["cost_usd"] == pytest.approx(s["cost_usd"] / 2)
-    for path in (tmp_path / "out").rglob("*"):  # the batch state holds ids and hashes: no key anywhere
-        assert not path.is_file() or KEY.encode() not in path.read_bytes(), path
+    assert_no_secret(tmp_path / "out", KEY)  # the batch state holds ids and hashes: no key anywhere
     state = json.loads(next((tmp_path / "out" / ".movid" / "batches").glob("*.json")).read_text())
     assert set(state["jobs"][0]) == {"name", "keys", "file_id", "batch_id"}
 
@@ -121,6 +121,15 @@ def test_a_failed_batch_stops_the_build_and_a_rerun_submits_it_again(data, tmp_p
         m = local_build(data.tree, tmp_path / "out", *sets)
     assert len(server.batches) == _unit_tasks(tmp_path / "out") + 1 and server.requests == 0
     assert m["reconciliation"]["ok"] and _shards(tmp_path / "out") == data.shards
+
+
+def test_an_id_that_quotes_the_key_is_never_recorded(data, tmp_path):
+    from pipeline.executors import ExecutorError
+
+    with FakeBatchLLM(id_prefix=f"batch-{KEY}-") as server:
+        with pytest.raises(ExecutorError, match="an id that is not one"):
+            local_build(data.tree, tmp_path / "out", *_sets(server, tmp_path / "cache"))
+    assert_no_secret(tmp_path / "out", KEY)
 
 
 @pytest.mark.parametrize("ids_lost", [False, True])
