@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -73,6 +74,25 @@ def test_batch_build_equals_the_synchronous_build(data, tmp_path):
     assert_no_secret(tmp_path / "out", KEY)  # the batch state holds ids and hashes: no key anywhere
     state = json.loads(next((tmp_path / "out" / ".movid" / "batches").glob("*.json")).read_text())
     assert set(state["jobs"][0]) == {"name", "keys", "file_id", "batch_id"}
+
+
+def test_units_in_parallel_have_their_batches_in_flight_together(data, tmp_path):
+    """One batch per unit task, waited for by its unit: units that run at once have their batches in flight at
+    once (here two forked local workers; on Ray, ``ray.max_in_flight`` units)."""
+    with FakeBatchLLM() as server:
+        server.release.clear()
+        build = threading.Thread(target=lambda: built.append(local_build(
+            data.tree, tmp_path / "out", *_sets(server, tmp_path / "cache", "openai-batch", "local.workers=2"))))  # fmt: skip
+        built: list = []
+        build.start()
+        deadline = time.monotonic() + 60
+        while len(server.batches) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        in_flight = len(server.batches)  # none can end while released is clear
+        server.release.set()
+        build.join(120)
+    assert in_flight >= 2 and built and built[0]["reconciliation"]["ok"]
+    assert _shards(tmp_path / "out") == data.shards
 
 
 @pytest.mark.parametrize("retry", ["sync", "batch", "none"])
