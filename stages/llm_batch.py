@@ -51,8 +51,11 @@ class BatchFailed(RuntimeError):
 
 def _reply_failure(line: dict, redact) -> BadReply | None:
     """The failure a batch output line reports (an ``error``, or a non-200 response), else None."""
-    if line.get("error"):
-        return BadReply("api_error", f"the batch line failed: {redact.quote(line['error'])}")
+    error = line.get("error")
+    if error:  # (the requests an expired or cancelled batch did not run are listed with these codes)
+        code = error.get("code") if isinstance(error, dict) else None
+        return BadReply(code if code in ("batch_expired", "batch_cancelled") else "api_error",
+                        f"the batch line failed: {redact.quote(error)}")  # fmt: skip
     status = line["response"].get("status_code")
     if status != 200:
         transient = status in (*RETRY_STATUS, 429) or (isinstance(status, int) and status >= 500)

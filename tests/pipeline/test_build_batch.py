@@ -120,14 +120,19 @@ def test_failed_lines_are_retried_or_quarantined(data, tmp_path, retry):
     assert _shards(tmp_path / "out") == data.shards
 
 
-def test_an_expired_batch_is_answered_in_the_end(data, tmp_path):
+@pytest.mark.parametrize("retry", ["batch", "none"])
+def test_an_expired_batch_is_answered_in_the_end_or_quarantined(data, tmp_path, retry):
     with FakeBatchLLM(expire=1) as server:
         m = local_build(data.tree, tmp_path / "out", *_sets(server, tmp_path / "cache", "openai-batch",
-                                                        "annotator.batch_retry=batch"))  # fmt: skip
+                                                             f"annotator.batch_retry={retry}"))  # fmt: skip
         expired = next(b for b in server.batches.values() if b["status"] == "expired")
         assert expired["output_file_id"] and expired["error_file_id"]  # half answered, half expired
-    assert server.polls["expired"] == 1 and len(server.batches) == _unit_tasks(tmp_path / "out") + 1
-    assert m["reconciliation"]["ok"] and _shards(tmp_path / "out") == data.shards
+    assert server.polls["expired"] == 1 and m["reconciliation"]["ok"]
+    if retry == "none":
+        left = expired["request_counts"]["failed"]
+        assert left > 0 and m["quarantine_reasons"] == {"batch_expired": left}
+        return
+    assert len(server.batches) == _unit_tasks(tmp_path / "out") + 1 and _shards(tmp_path / "out") == data.shards
 
 
 def test_a_failed_batch_stops_the_build_and_a_rerun_submits_it_again(data, tmp_path):
