@@ -98,8 +98,10 @@ def _cmd_build(args) -> int:
         for name, t in e["tasks"].items():
             print(f"    {name}: {t['requests']} requests for {t['records_planned']} planned records, "
                   f"{t['requests_to_pay']} to pay for, ~{t['prompt_tokens'] + t['completion_tokens']:,} tokens")
+        price = (f" at the batch price (synchronous ~${e['sync_cost_usd']:.2f})" if e["backend"] == "openai-batch"
+                 else "")  # fmt: skip
         print(f"  tokens ~{e['prompt_tokens']:,} prompt + ~{e['completion_tokens']:,} completion = ~${e['cost_usd']:.2f}"
-              + (f" (budget ${e['budget_usd']:.2f})" if e["budget_usd"] is not None else ""))  # fmt: skip
+              + price + (f" (budget ${e['budget_usd']:.2f})" if e["budget_usd"] is not None else ""))  # fmt: skip
         return 0
     t0 = time.perf_counter()
     faults = FaultPlan.from_env(os.environ)  # test-only MOVID_FAULT_* switches, read here and nowhere else

@@ -128,7 +128,9 @@ class AlignConfig:
 
 @dataclass
 class AnnotatorConfig:
-    backend: str = "offline"  # offline (embedded, no network) | openai (any OpenAI-compatible endpoint) | none
+    # offline (embedded, no network) | openai (any OpenAI-compatible endpoint) | openai-batch (its files + batches
+    # API: each unit's requests as one batch, at the batch price; docs/cluster.md) | none
+    backend: str = "offline"
     base_url: str | None = None  # e.g. http://localhost:8000/v1 for vLLM / llama.cpp; none = OpenAI
     model: str = "gpt-4o-mini"
     api_key_env: str = "OPENAI_API_KEY"  # the name of the variable; the key itself never enters the config
@@ -158,6 +160,12 @@ class AnnotatorConfig:
     price_per_1k_prompt_tokens: float = 0.0  # USD, for the manifest's cost
     price_per_1k_completion_tokens: float = 0.0
     budget_usd: float | None = None  # stop (resumably) once finished units have spent this much
+    # openai-batch: how often a unit asks for its batch's status, and how long it waits before it stops the
+    # build (resumable: a rerun polls the same batch, nothing is submitted again)
+    batch_poll_s: float = num(30.0, gt=0, le=3600)
+    batch_max_wait_s: float = num(26 * 3600.0, gt=0, le=7 * 24 * 3600)
+    batch_retry: str = "sync"  # the lines a batch failed or left unanswered (expired): sync | batch (a new one) | none
+    batch_discount: float = num(0.5, ge=0, le=1)  # the batch price as a share of the configured prices
 
 
 @dataclass

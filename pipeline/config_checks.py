@@ -28,7 +28,8 @@ PATH_KEYS = (("smpl", "model_dir"), ("amass", "index"), ("amass", "splits"), ("a
 _CHOICES = {
     "executor": (("ray", "local"), "must be 'ray' or 'local'"),
     "frames.mode": (("uniform", "fps"), "must be 'uniform' or 'fps'"),
-    "annotator.backend": (("offline", "openai", "none"), "must be offline, openai or none"),
+    "annotator.backend": (("offline", "openai", "openai-batch", "none"), "must be offline, openai, openai-batch or none"),
+    "annotator.batch_retry": (("sync", "batch", "none"), "sync, batch or none"),
     "annotator.http_client": (("aiohttp", "httpx"), "aiohttp or httpx"),
     "annotator.structured_output": (("json_schema", "json_object", "none"), "json_schema, json_object or none"),
     "validation.plausibility.action": (("flag", "quarantine", "off"), "flag, quarantine or off"),

@@ -42,7 +42,8 @@ def annotation_digests(cfg: BuildConfig) -> dict[str, str]:
 # how requests are made and priced, not what the answers are
 _TRANSPORT_KEYS = ("max_in_flight", "requests_per_minute", "tokens_per_minute", "timeout_s", "max_retries",
                    "backoff_base_s", "backoff_max_s", "price_per_1k_prompt_tokens",
-                   "price_per_1k_completion_tokens", "api_key_env", "budget_usd")  # fmt: skip
+                   "price_per_1k_completion_tokens", "api_key_env", "budget_usd", "batch_poll_s", "batch_max_wait_s",
+                   "batch_retry", "batch_discount")  # fmt: skip
 
 
 def config_hash(cfg: BuildConfig) -> str:
@@ -65,6 +66,8 @@ def hashed_config(cfg: BuildConfig) -> dict:
         d[section][key] = d[section][key] is not None  # whether it is set counts, not where it lies
     for key in _TRANSPORT_KEYS:
         d["annotator"].pop(key)
+    if d["annotator"]["backend"] == "openai-batch":  # the same answers (same cache keys), asked another way
+        d["annotator"]["backend"] = "openai"
     return json.loads(json.dumps(d))  # (tuples as lists: as it reads back from a file)
 
 

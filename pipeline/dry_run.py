@@ -31,7 +31,8 @@ def _completion_tokens(kind: str, qa_per_clip: int) -> int:
 
 
 def estimate_annotation(cfg: BuildConfig, out: str, sample_clips: int = 200) -> dict:
-    """Totals (``requests``, ``cached``, ``requests_to_pay``, tokens, ``cost_usd``) and the same per task."""
+    """Totals (``requests``, ``cached``, ``requests_to_pay``, tokens, ``cost_usd``: at the batch price with
+    the openai-batch backend, ``sync_cost_usd``: at the synchronous price) and the same per task."""
     from stages.llm_client import SCHEMAS, SYSTEM, OpenAIAnnotator, ResponseCache
 
     a = cfg.annotator
@@ -75,8 +76,13 @@ def estimate_annotation(cfg: BuildConfig, out: str, sample_clips: int = 200) -> 
                        "completion_tokens": to_pay * min(a.max_tokens, _completion_tokens(task.kind, a.qa_per_clip))}  # fmt: skip
     totals = {k: sum(t[k] for t in tasks.values()) for k in ("requests", "cached", "requests_to_pay", "prompt_tokens",
                                                               "completion_tokens")}  # fmt: skip
-    cost = cost_usd(totals, a)
+    sync_cost = cost_usd(totals, a)
+    cost = sync_cost  # with openai-batch, every request to pay for is asked through a batch, at the batch price
+    if a.backend == "openai-batch":
+        cost = cost_usd(totals | {"batch_prompt_tokens": totals["prompt_tokens"],
+                                  "batch_completion_tokens": totals["completion_tokens"]}, a)  # fmt: skip
     motion_units = [u for u in plan.units if u.source_kind != "video"]
     return {"backend": a.backend, "model": a.model, "clips_planned": sum(len(u.record_ids) for u in motion_units),
             "clips_sampled": max((t["records_sampled"] for n, t in tasks.items() if TASKS[n].table == "motion"), default=0),
-            **totals, "cost_usd": round(cost, 2), "budget_usd": a.budget_usd, "tasks": tasks}  # fmt: skip
+            **totals, "cost_usd": round(cost, 2), "sync_cost_usd": round(sync_cost, 2), "budget_usd": a.budget_usd,
+            "tasks": tasks}  # fmt: skip

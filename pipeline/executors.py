@@ -199,7 +199,7 @@ class RayExecutor:
         worker_died = (WorkerCrashedError, NodeDiedError, OutOfMemoryError)
         tasks = _remote_tasks(ray, fn, self.cfg.max_retries)
         a = cfg.annotator
-        if a.backend == "openai" and (a.requests_per_minute or a.tokens_per_minute):
+        if a.backend in ("openai", "openai-batch") and (a.requests_per_minute or a.tokens_per_minute):
             # one limit for every worker of the build (kept alive by this reference while units run)
             limiter = start_shared_limiter(ray, actor_name(config_hash(cfg)), a.requests_per_minute,  # noqa: F841
                                            a.tokens_per_minute)  # fmt: skip

@@ -136,7 +136,8 @@ def reconcile(stage_totals: dict[str, Counter], shard_rows: dict[str, int]) -> d
 def _annotator_usage(c: Counter, cfg: BuildConfig) -> dict:
     a = cfg.annotator
     cost = cost_usd(c, a)
-    return {"backend": a.backend, "model": a.model if a.backend == "openai" else None, "requests": c["requests"],
+    return {"backend": a.backend, "model": a.model if a.backend.startswith("openai") else None, "requests": c["requests"],
+            "batch_requests": c["batch_requests"],
             "retries": c["retries"], "reasks": c["reasks"], "cache_hits": c["cache_hits"],
             "prompt_tokens": c["prompt_tokens"], "completion_tokens": c["completion_tokens"],
             "cost_usd": round(cost, 6), "clips_annotated": c["clips_annotated"], "clips_captioned": c["clips_captioned"],

@@ -160,8 +160,9 @@ def _annotation_runner(name: str, task: AnnotationTask) -> Callable[[UnitContext
         if name not in a.tasks or a.backend == "none" or table is None:
             return None
         template, version = load_prompt(a.prompts_dir, getattr(a, task.prompt_field))
-        return annotate(table, task, a, annotator=make_annotator(ctx.cfg, ctx.out, version), template=template,
-                        prompt_version=version, seed=ctx.cfg.seed, shared=ctx.shared)  # fmt: skip
+        annotator = make_annotator(ctx.cfg, ctx.out, version, job=f"{ctx.unit.unit_id}.{name}")
+        return annotate(table, task, a, annotator=annotator, template=template, prompt_version=version,
+                        seed=ctx.cfg.seed, shared=ctx.shared)  # fmt: skip
 
     return run
 
@@ -169,7 +170,7 @@ def _annotation_runner(name: str, task: AnnotationTask) -> Callable[[UnitContext
 def _preload_validation(cfg: BuildConfig) -> None:
     # with an LLM annotator the import is noise next to the requests, and a thread holding the GIL for
     # seconds would delay request sends, blurring the rate limit's spacing
-    if cfg.validation.enabled and cfg.annotator.backend != "openai":
+    if cfg.validation.enabled and cfg.annotator.backend not in ("openai", "openai-batch"):
         # (great-expectations: seconds of import, started here in the background)
         from stages.validate import preload
 
@@ -203,7 +204,9 @@ _CLIPS = (Balance("clips", "clips_in", "clips_out", "clips_quarantined"),
 _CLIP_COUNTERS = tuple(c for b in _CLIPS for c in (b.inp, b.out, b.quarantined)) + ("rows_out",)
 _MOTION_COLUMNS = ("motion.motion_id", "motion.parent_id", "motion.split", "motion.texts", "motion.fps", "motion.joints")
 _SMPL = Resources(cpus=1.0, memory_mb=2048)  # a body model's forward pass over a clip's frames
-_USAGE = ("requests", "retries", "reasks", "cache_hits", "prompt_tokens", "completion_tokens")
+# (batch_*: the share of the requests and tokens asked through a batch API, at the batch price)
+_USAGE = ("requests", "retries", "reasks", "cache_hits", "prompt_tokens", "completion_tokens", "batch_requests",
+          "batch_prompt_tokens", "batch_completion_tokens")
 
 PLANNER = Stage("plan", None, (), ("quarantine",), ("listed", "planned", "quarantined", "videos_listed",
                 "videos_planned", "videos_quarantined", "videos_unaligned", "duplicate_listings", "units"),

@@ -23,11 +23,11 @@ import random
 from collections import Counter
 from functools import lru_cache
 from pathlib import Path
-from urllib.parse import urlparse
 
 import jsonschema_rs
 
 from schemas.quarantine import excerpt
+from stages import llm_runtime
 from stages.annotate import ClipRequest, caption_schema, qa_schema, video_schema
 from stages.llm_cache import ResponseCache, cache_key, cache_key_function
 from stages.llm_offline import OfflineAnnotator
@@ -89,16 +89,6 @@ def _sendable(text: str) -> str:
         return text.encode("utf-8", "replace").decode("utf-8")
 
 
-NO_KEY = "no-key"  # what the openai client sends as the key to a server that needs none
-
-
-def key_required(cfg) -> bool:
-    """Whether the endpoint needs an API key: OpenAI's own API (no ``base_url``, or an ``openai.com`` host)
-    does; a server at another base URL (a local vLLM or llama.cpp) may run without one, and then none is sent."""
-    host = (urlparse(cfg.base_url).hostname or "") if cfg.base_url else "api.openai.com"
-    return host == "openai.com" or host.endswith(".openai.com")
-
-
 class OpenAIAnnotator:
     name = "openai"
 
@@ -106,7 +96,7 @@ class OpenAIAnnotator:
         """``limiter``: an object with ``async wait(tokens)`` (the build's shared rate limit); by default
         an in-process one from ``cfg.requests_per_minute`` / ``cfg.tokens_per_minute``."""
         key = os.environ.get(cfg.api_key_env) or ""
-        if not key and key_required(cfg):
+        if not key and llm_runtime.key_required(cfg):
             raise AnnotatorError(f"annotator.api_key_env: the environment variable {cfg.api_key_env} is not set")
         if cfg.http_client not in ("aiohttp", "httpx"):
             raise AnnotatorError(f"annotator.http_client: {cfg.http_client!r} is not aiohttp or httpx")
@@ -114,7 +104,7 @@ class OpenAIAnnotator:
             raise AnnotatorError(f"annotator.structured_output: {cfg.structured_output!r} is not json_schema, "
                                  "json_object or none")  # fmt: skip
         # a keyless local server (vLLM, llama.cpp) gets a word the client insists on sending, not a secret
-        self.cfg, self._key, self.prompt_version = cfg, key or NO_KEY, prompt_version
+        self.cfg, self._key, self.prompt_version = cfg, key or llm_runtime.NO_KEY, prompt_version
         if limiter is None:
             limiter = LocalLimiter(cfg.requests_per_minute, cfg.tokens_per_minute)
         self.limiter = limiter
@@ -169,17 +159,8 @@ class OpenAIAnnotator:
         """Answers in request order. ``max_in_flight`` workers take requests in order (no task per request:
         100k+ clips stay cheap and the first requests go out at once); a prompt asked twice (e.g. mirror
         twins of a symmetric motion) is asked once, and the later askers count a cache hit."""
-        import openai  # here: importing it takes ~2 s, and an offline build never needs it
-
-        # httpx: several clients, each with a few connections — on every response its connection pool checks
-        # each of its connections for expiry (a syscall apiece), so one pool of 64 connections spent ~a third
-        # of a worker's CPU there. aiohttp's pool has no such cost: one client.
-        per_client = self.cfg.max_in_flight if self.cfg.http_client == "aiohttp" else CONNECTIONS_PER_CLIENT
-        n_clients = max(1, -(-self.cfg.max_in_flight // per_client))
-        clients = await Runtime.get().clients_for(
-            (self.cfg.base_url, self._key, self.cfg.timeout_s, self.cfg.http_client, self.cfg.max_in_flight),
-            lambda: [openai.AsyncOpenAI(base_url=self.cfg.base_url, api_key=self._key, timeout=self.cfg.timeout_s,
-                                        max_retries=0, http_client=self._http_client()) for _ in range(n_clients)])
+        clients = await self._clients()
+        n_clients = len(clients)
         out: list[AnswerResult | None] = [None] * len(requests)
         asked: dict[str, int] = {}  # cache key -> the request that asks it
         later: list[tuple[int, int]] = []  # (request, the request whose answer it shares)
@@ -218,6 +199,20 @@ class OpenAIAnnotator:
             out[i] = AnswerResult(res.payload, res.error, res.detail, res.model, Counter(cache_hits=1))
         return out
 
+    async def _clients(self) -> list:
+        """On the loop: this endpoint's openai clients (no retries of their own: :meth:`_call` retries)."""
+        import openai  # here: importing it takes ~2 s, and an offline build never needs it
+
+        # httpx: several clients, each with a few connections — on every response its connection pool checks
+        # each of its connections for expiry (a syscall apiece), so one pool of 64 connections spent ~a third
+        # of a worker's CPU there. aiohttp's pool has no such cost: one client.
+        per_client = self.cfg.max_in_flight if self.cfg.http_client == "aiohttp" else CONNECTIONS_PER_CLIENT
+        n_clients = max(1, -(-self.cfg.max_in_flight // per_client))
+        return await Runtime.get().clients_for(
+            (self.cfg.base_url, self._key, self.cfg.timeout_s, self.cfg.http_client, self.cfg.max_in_flight),
+            lambda: [openai.AsyncOpenAI(base_url=self.cfg.base_url, api_key=self._key, timeout=self.cfg.timeout_s,
+                                        max_retries=0, http_client=self._http_client()) for _ in range(n_clients)])
+
     @staticmethod
     def messages_for(req: ClipRequest, system: str = SYSTEM) -> list[dict]:
         """The chat messages; frames become image parts (base64 JPEG data URLs), as vision models take them."""
@@ -246,13 +241,8 @@ class OpenAIAnnotator:
     async def _answer(self, client, limit, key: str, messages: list[dict]) -> AnswerResult:
         """A request not in the cache: asked, validated, re-asked once if invalid, cached."""
         usage: Counter = Counter()
-        chars = _prompt_chars(messages)
-        if chars > self.cfg.max_prompt_chars:  # never sent: a 10 MB caption is not a 2.6 M-token request
-            return self._failed("prompt_too_long", f"the prompt has {chars} characters, over "
-                                f"annotator.max_prompt_chars={self.cfg.max_prompt_chars}; not sent", None, usage)  # fmt: skip
-        if any(_sendable(t) is not t for t in _texts(messages)):  # no request body can carry it
-            return self._failed("invalid_prompt", "the prompt is not valid Unicode (a lone surrogate); not sent",
-                                None, usage)  # fmt: skip
+        if (refused := self._unsendable(messages)) is not None:
+            return refused
         for attempt in range(2):  # the answer, and one re-ask with the validation error
             result = await self._call(client, limit, messages, usage)
             if isinstance(result, AnswerResult):
@@ -260,13 +250,7 @@ class OpenAIAnnotator:
             content, model, finish = result
             payload, problem = self._parse_answer(content)
             if problem is None:
-                # (an escape can spell a secret too: then the decoded answer is what is searched)
-                if self.redact.leaks(content if "\\u" not in content else json.dumps(payload, ensure_ascii=False)):
-                    return self._failed("secret_in_answer", "the answer quotes a credential header we sent", model,
-                                        usage)  # fmt: skip
-                # File creation blocks for ~0.5 ms: off the event loop, so the other requests keep flowing.
-                self.cache.put(key, {"payload": payload, "model": model})
-                return AnswerResult(payload, model=model, usage=usage)
+                return self._accept(key, content, payload, model, usage)
             if finish == "length":  # cut at max_tokens: a re-ask would be cut the same way
                 return self._failed("truncated_answer", f"the answer stopped at annotator.max_tokens={self.cfg.max_tokens}"
                                     f" (finish_reason length): {self.redact.quote(problem)}", model, usage)  # fmt: skip
@@ -282,6 +266,26 @@ class OpenAIAnnotator:
             return self._failed("invalid_answer", f"{self.redact.quote(problem, PROBLEM_CHARS)}; raw answer: "
                                 f"{self.redact.quote(content)!r}", model, usage)  # fmt: skip
         raise AssertionError("unreachable")
+
+    def _unsendable(self, messages: list[dict]) -> AnswerResult | None:
+        """The failure of a request that is never sent (too long, or not valid Unicode), else None."""
+        chars = _prompt_chars(messages)
+        if chars > self.cfg.max_prompt_chars:  # never sent: a 10 MB caption is not a 2.6 M-token request
+            return self._failed("prompt_too_long", f"the prompt has {chars} characters, over "
+                                f"annotator.max_prompt_chars={self.cfg.max_prompt_chars}; not sent", None, Counter())  # fmt: skip
+        if any(_sendable(t) is not t for t in _texts(messages)):  # no request body can carry it
+            return self._failed("invalid_prompt", "the prompt is not valid Unicode (a lone surrogate); not sent",
+                                None, Counter())  # fmt: skip
+        return None
+
+    def _accept(self, key: str, content: str, payload, model: str, usage: Counter) -> AnswerResult:
+        """A valid answer: cached and returned — unless it quotes a credential we sent."""
+        # (an escape can spell a secret too: then the decoded answer is what is searched)
+        if self.redact.leaks(content if "\\u" not in content else json.dumps(payload, ensure_ascii=False)):
+            return self._failed("secret_in_answer", "the answer quotes a credential header we sent", model, usage)
+        # File creation blocks for ~0.5 ms: off the event loop, so the other requests keep flowing.
+        self.cache.put(key, {"payload": payload, "model": model})
+        return AnswerResult(payload, model=model, usage=usage)
 
     def _parse_answer(self, content: str) -> tuple[object, str | None]:
         """(payload, None) for an answer that is JSON under the schema, else (None, what is wrong: a message
@@ -308,15 +312,20 @@ class OpenAIAnnotator:
                 return None, "not valid Unicode (a lone surrogate)"
         return payload, None
 
+    def _body(self, messages: list[dict]) -> dict:
+        """The chat-completion request body (as sent, or as a line of a batch)."""
+        body = {"model": self.cfg.model, "messages": messages, "temperature": self.cfg.temperature,
+                "max_tokens": self.cfg.max_tokens, "seed": self.params["seed"]}  # fmt: skip
+        if (rf := self._response_format(self.schema)) is not None:
+            body["response_format"] = rf
+        return body
+
     async def _call(self, client, limit, messages, usage):
         """(content, model, finish_reason) of one completion, retrying transient failures; an AnswerResult
         on failure."""
         import openai  # here: importing it takes ~2 s, and an offline build never needs it
 
-        body = {"model": self.cfg.model, "messages": messages, "temperature": self.cfg.temperature,
-                "max_tokens": self.cfg.max_tokens, "seed": self.params["seed"]}  # fmt: skip
-        if (rf := self._response_format(self.schema)) is not None:
-            body["response_format"] = rf
+        body = self._body(messages)
         # an upper estimate (an image counted as ~250 tokens)
         images = sum(len(m["content"]) for m in messages if not isinstance(m["content"], str))
         tokens = (_prompt_chars(messages) + 1000 * images) // 4 + self.cfg.max_tokens

@@ -11,8 +11,9 @@ import os
 import threading
 import time
 from functools import lru_cache
+from urllib.parse import urlparse
 
-__all__ = ["LocalLimiter", "Prefetch", "Runtime", "Schedule", "httpx_module", "ssl_context"]
+__all__ = ["NO_KEY", "LocalLimiter", "Prefetch", "Runtime", "Schedule", "httpx_module", "key_required", "ssl_context"]
 
 
 def httpx_module():
@@ -159,3 +160,13 @@ class LocalLimiter:
         delay = self.schedule.reserve(tokens)
         if delay > 0:
             await asyncio.sleep(delay)
+
+
+NO_KEY = "no-key"  # what the openai client sends as the key to a server that needs none
+
+
+def key_required(cfg) -> bool:
+    """Whether the endpoint needs an API key: OpenAI's own API (no ``base_url``, or an ``openai.com`` host)
+    does; a server at another base URL (a local vLLM or llama.cpp) may run without one, and then none is sent."""
+    host = (urlparse(cfg.base_url).hostname or "") if cfg.base_url else "api.openai.com"
+    return host == "openai.com" or host.endswith(".openai.com")

@@ -115,6 +115,15 @@ class FakeLLM:
              "answer": "No, there is no bicycle.", "direction": None, "body_part": None, "count": None},
         ]}  # fmt: skip
 
+    @staticmethod
+    def reply(body: dict, prompt: str, content: str) -> dict:
+        """The chat completion of ``content`` for request ``body`` whose last user message is ``prompt``."""
+        return {"id": "cmpl-test", "object": "chat.completion", "created": int(time.time()),
+                "model": body.get("model", "fake") + "-served",
+                "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
+                "usage": {"prompt_tokens": len(prompt) // 4, "completion_tokens": len(content) // 4,
+                          "total_tokens": (len(prompt) + len(content)) // 4}}  # fmt: skip
+
     def _handler(self):
         owner = self
 
@@ -190,13 +199,7 @@ class FakeLLM:
                     content = content[: len(content) // 2]
                 elif roll < cum[4]:
                     time.sleep(owner.stall_s)
-                resp = {"id": "cmpl-test", "object": "chat.completion", "created": int(time.time()),
-                        "model": body.get("model", "fake") + "-served",
-                        "choices": [{"index": 0, "finish_reason": "stop",
-                                     "message": {"role": "assistant", "content": content}}],
-                        "usage": {"prompt_tokens": len(prompt) // 4, "completion_tokens": len(content) // 4,
-                                  "total_tokens": (len(prompt) + len(content)) // 4}}  # fmt: skip
-                return self._send(200, json.dumps(resp).encode())
+                return self._send(200, json.dumps(owner.reply(body, prompt, content)).encode())
 
         return Handler
 
