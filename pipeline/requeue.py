@@ -65,11 +65,12 @@ def _uncommit(state: RunState) -> None:
 
 
 def _check_reasons(reasons: list[str] | None, quarantined: list[dict]) -> None:
-    """A reason no record of this build is quarantined for (often a typo) stops with the build's reasons."""
+    """A reason no record of this build is quarantined for (often a typo) stops with the build's reasons; a
+    build with nothing quarantined has nothing to requeue, whatever the reason (said, exit 0)."""
     counts = Counter(r["reason"] for r in quarantined)
     unknown = [r for r in reasons or [] if r not in counts]
-    if unknown:
-        known = ", ".join(f"{k} ({n})" for k, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))) or "none"
+    if unknown and counts:
+        known = ", ".join(f"{k} ({n})" for k, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
         raise RunStateError(f"no record of this build is quarantined for {', '.join(map(repr, unknown))}; "
                             f"its quarantine reasons: {known}")  # fmt: skip
 

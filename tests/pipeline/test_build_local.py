@@ -92,7 +92,7 @@ def test_rerun_of_a_finished_build_does_nothing(broken_tree, broken_build):
 def test_other_config_in_same_out_is_refused_then_overwritten(clean_tree, tmp_path):
     out = tmp_path / "b"
     local_build(clean_tree, out)
-    with pytest.raises(RunStateError, match="config_hash changed"):
+    with pytest.raises(RunStateError, match="config_hash: shard.max_rows 1000 → 3 changed"):
         local_build(clean_tree, out, "shard.max_rows=3")
     m = local_build(clean_tree, out, "shard.max_rows=3", overwrite=True)
     assert max(s["rows"] for s in m["shards"]) == 3
