@@ -49,10 +49,12 @@ def spent_usd(state: RunState, cfg: BuildConfig) -> float:
 
 def check_api_key(cfg: BuildConfig) -> None:
     """Before any work starts (Ray included): an endpoint that needs a key has one in the environment."""
-    from stages.llm_runtime import key_required
-
     a = cfg.annotator
-    if a.backend in ("openai", "openai-batch") and key_required(a) and not os.environ.get(a.api_key_env):
+    if a.backend not in ("openai", "openai-batch"):
+        return
+    from stages.llm_runtime import key_required  # (the HTTP client's runtime: only for LLM builds)
+
+    if key_required(a) and not os.environ.get(a.api_key_env):
         raise ConfigError(f"annotator.api_key_env: the environment variable {a.api_key_env} is not set (OpenAI's API "
                           "needs a key; a local server given by annotator.base_url needs none)")  # fmt: skip
 
