@@ -246,6 +246,21 @@ def setup_process(verbose: bool, environment: dict[str, str]) -> None:
         os.environ.setdefault(name, value)
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+    if not verbose:  # their INFO lines (a GX temp folder, every HTTP request) drown movid's own
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_quiet_libraries)
+
+
+def _quiet_libraries(record: logging.LogRecord) -> bool:
+    """A handler filter: a library's record passes at WARNING and above (on the handler, because a library
+    may set its own loggers' levels when it is imported, after this)."""
+    return record.levelno >= logging.WARNING or record.name.partition(".")[0] not in QUIET_LIBRARIES
+
+
+# Third-party loggers kept at WARNING unless --verbose: great-expectations logs a "temporary directory" line per
+# context and ~200 lines per validate; httpx/openai one line per request.
+QUIET_LIBRARIES = ("great_expectations", "httpx", "httpx2", "httpcore", "openai", "urllib3", "aiohttp", "filelock", "fsspec",
+                   "datasets", "transformers", "sentence_transformers", "asyncio")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -110,3 +110,24 @@ def test_a_changed_build_identity_names_the_keys_that_changed(tmp_path, clean_tr
     r = run(*args, "--set", "shard.max_rows=50", "--set", "seed=3", "--set", "ray.max_retries=1")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "holds a different build (config_hash: seed 0 → 3; shard.max_rows 40 → 50" in r.stderr  # (not ray.*)
+
+
+def test_an_llm_build_and_validate_stay_quiet(tmp_path, clean_tree):
+    """Third-party INFO lines (a great-expectations temp folder per context, ~200 lines per validate, one
+    httpx line per request) stay out of the output unless --verbose."""
+    from tests.llm_server import FakeLLM
+
+    out = tmp_path / "o"
+    with FakeLLM() as server:
+        r = run("build", "--source", f"humanml3d={clean_tree}", "--out", str(out), "--executor", "local", "--quiet",
+                "--set", "annotator.backend=openai", "--set", f"annotator.base_url={server.base_url}",
+                "--set", "annotator.model=m", "--set", "annotator.tasks=[qa]",
+                "--set", f"annotator.cache_dir={tmp_path / 'cache'}")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert server.requests > 0 and "HTTP Request" not in r.stderr and "great_expectations" not in r.stderr
+    assert len(r.stderr.splitlines()) <= 2, r.stderr  # movid's own "N work units" line
+    r = run("validate", "--quiet", str(out))
+    assert r.returncode == 0 and r.stderr.strip() == "", r.stderr
+    assert len(r.stdout.splitlines()) <= 8 and r.stdout.splitlines()[-1].startswith("valid")
+    r = run("-v", "validate", "--quiet", str(out))
+    assert "great_expectations" in r.stderr  # --verbose lets them through
