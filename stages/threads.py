@@ -29,11 +29,9 @@ def allot_threads(n: float | int) -> int:
     """Give this process ``n`` CPUs' worth of intra-op threads (at least one): the BLAS and OpenMP pools it
     has loaded, and torch if it is imported (a later import is set by :func:`apply_to_torch`). Returns the
     number applied."""
-    from threadpoolctl import threadpool_limits
-
     threads = max(1, int(n))
     _ALLOTTED[:] = [threads]
-    threadpool_limits(limits=threads)
+    reapply()
     if "torch" in sys.modules:
         apply_to_torch(sys.modules["torch"])
     return threads
